@@ -1,0 +1,41 @@
+# mktintegration: `make run` starts the product, `make test` runs the suite.
+# Both create .venv and install on first use; nothing else needs to be on the machine
+# besides Python >= 3.11.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_COMPANIES ?= 10000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint clean
+
+$(STAMP): pyproject.toml .ci/constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+# The embedded demo: SQLite in data/, a file-based Celery broker, web + worker + beat.
+run: export DEBUG = 1
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo --companies $(DEMO_COMPANIES) --if-empty
+	$(BIN)/python manage.py create_demo_users
+	$(BIN)/python manage.py run_stack
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,18 @@
+"""The Celery app. Tasks take ids and JSON kwargs; every run is a row in our own tables."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mktintegration.settings")
+
+app = Celery("mktintegration")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Built-in periodic tasks. django-celery-beat's DatabaseScheduler copies these into its
+# tables when beat starts, so they appear (and can be paused) in the admin.
+app.conf.beat_schedule = {
+    "worker-heartbeat": {"task": "mktintegration.heartbeat", "schedule": 30.0},
+    "refresh-company-metrics": {"task": "backbone.refresh_metrics", "schedule": 3600.0},
+}

@@ -1,0 +1,117 @@
+"""The roles matrix: which permissions each role's group holds. The one place to change it.
+
+``apply_roles()`` makes the groups match this matrix exactly (idempotent); it runs after
+every ``migrate`` and from ``python manage.py setup_roles``. Object-level grants (which
+Connection, Sync or ExportSchedule a user may touch) are given per object with
+django-guardian and are not part of this matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+
+def view(app_label: str, *models: str) -> frozenset[str]:
+    return frozenset(f"{app_label}.view_{model}" for model in models)
+
+
+def manage(app_label: str, *models: str) -> frozenset[str]:
+    return frozenset(
+        f"{app_label}.{action}_{model}"
+        for model in models
+        for action in ("add", "change", "delete", "view")
+    )
+
+
+MARKETING_MANAGER = "Marketing Manager"
+MARKETING_ANALYST = "Marketing Analyst"
+INTEGRATION_ADMIN = "Integration Admin"
+AUDITOR = "Auditor"
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    description: str
+    permissions: frozenset[str]
+
+
+# Reading the backbone in the admin. Contacts and consent are personal data.
+_BACKBONE_BUSINESS = view("backbone", "company", "companymetrics", "metricsrefresh")
+_BACKBONE_PERSONAL = view("backbone", "contact", "activityevent", "consentrecord")
+
+ROLES: dict[str, Role] = {
+    role.name: role
+    for role in (
+        Role(
+            MARKETING_MANAGER,
+            "Configures the connections, syncs, schedules and mappings granted to them; "
+            "runs and previews them.",
+            _BACKBONE_BUSINESS | _BACKBONE_PERSONAL,
+        ),
+        Role(
+            MARKETING_ANALYST,
+            "Reads the datasets and exports them.",
+            _BACKBONE_BUSINESS | view("backbone", "contact", "activityevent"),
+        ),
+        Role(
+            INTEGRATION_ADMIN,
+            "Owns credentials and every integration object; replays dead letters and "
+            "overrides guardrails.",
+            _BACKBONE_BUSINESS | _BACKBONE_PERSONAL | view("mktintegration", "workerheartbeat"),
+        ),
+        Role(
+            AUDITOR,
+            "Reads the change history and the access and outbound logs; exports no data and "
+            "changes nothing.",
+            view("auditlog", "logentry"),
+        ),
+    )
+}
+
+
+class UnknownPermissionError(LookupError):
+    pass
+
+
+def _resolve(names: frozenset[str]) -> dict[str, Permission]:
+    wanted = {tuple(name.split(".", 1)) for name in names}
+    found = {
+        (p.content_type.app_label, p.codename): p
+        for p in Permission.objects.select_related("content_type").filter(
+            codename__in={codename for _, codename in wanted}
+        )
+    }
+    missing = sorted(f"{app}.{code}" for app, code in wanted if (app, code) not in found)
+    if missing:
+        raise UnknownPermissionError(
+            f"The roles matrix names permissions that do not exist: {', '.join(missing)}"
+        )
+    return {f"{app}.{code}": found[(app, code)] for app, code in wanted}
+
+
+@transaction.atomic
+def apply_roles() -> dict[str, tuple[list[str], list[str]]]:
+    """Make each role's group hold exactly its permissions.
+
+    Returns, per role, the permissions added and removed (both empty when nothing changed).
+    """
+    changes: dict[str, tuple[list[str], list[str]]] = {}
+    for role in ROLES.values():
+        wanted = _resolve(role.permissions)
+        group, _ = Group.objects.get_or_create(name=role.name)
+        current = {
+            f"{p.content_type.app_label}.{p.codename}": p
+            for p in group.permissions.select_related("content_type")
+        }
+        added = sorted(set(wanted) - set(current))
+        removed = sorted(set(current) - set(wanted))
+        if added:
+            group.permissions.add(*(wanted[name] for name in added))
+        if removed:
+            group.permissions.remove(*(current[name] for name in removed))
+        changes[role.name] = (added, removed)
+    return changes

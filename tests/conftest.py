@@ -1,0 +1,53 @@
+import os
+
+import pytest
+
+from tests.factories import UserFactory
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def user_with_role(db):
+    """A staff user in the given role's group: ``user_with_role("Auditor")``."""
+
+    def make(role: str | None, **kwargs):
+        return UserFactory(role=role, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def client_for(client, user_with_role):
+    """A test client logged in as a new user of the given role."""
+
+    def make(role: str | None, **kwargs):
+        user = user_with_role(role, **kwargs)
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("needs a Redis server: set REDIS_URL (CI does)")
+    return url
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker process on the test database (tests using it are transactional).
+
+    Yields the WorkerProcess; its log is printed when the test fails.
+    """
+    from tests.worker import WorkerProcess, clear_file_broker
+
+    clear_file_broker()
+    worker = WorkerProcess().start()
+    try:
+        yield worker
+    finally:
+        worker.stop()

@@ -1,0 +1,92 @@
+"""Production start-up: refusals that name the variable, and a clean `check --deploy`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _production_env(tmp_path, **overrides):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "mktintegration.settings",
+        "MKT_DATA_DIR": str(tmp_path),
+        "DEBUG": "0",
+        "SECRET_KEY": "p" * 20 + "roduction-secret-key-with-enough-entropy-1234567890!",
+        "MKT_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "mkt.example.com",
+    }
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def _manage(env, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "MKT_ENCRYPTION_KEYS", "ALLOWED_HOSTS"])
+def test_production_start_without_a_required_variable_is_refused_naming_it(tmp_path, missing):
+    result = _manage(_production_env(tmp_path, **{missing: None}), "check")
+
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()  # no silent fallback to a generated key
+
+
+def test_malformed_encryption_key_is_refused_naming_the_variable(tmp_path):
+    result = _manage(_production_env(tmp_path, MKT_ENCRYPTION_KEYS="not-a-key"), "check")
+
+    assert result.returncode != 0
+    assert "MKT_ENCRYPTION_KEYS entry 1 is not a Fernet key" in result.stderr
+
+
+def test_secret_can_come_from_a_file(tmp_path):
+    secret_file = tmp_path / "key"
+    secret_file.write_text("f" * 60 + "\n")
+    env = _production_env(tmp_path, SECRET_KEY=None, SECRET_KEY_FILE=str(secret_file))
+
+    assert _manage(env, "check").returncode == 0
+
+
+def test_check_deploy_reports_no_warnings_with_production_settings(tmp_path):
+    result = _manage(_production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "System check identified no issues" in result.stdout
+
+
+def test_demo_mode_refuses_to_run_with_debug_off(tmp_path):
+    result = _manage(_production_env(tmp_path, MKT_DEMO="1"), "check")
+
+    assert result.returncode != 0
+    assert "MKT_DEMO=1" in result.stderr
+
+
+def test_embedded_default_needs_only_debug(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "1",
+        "MKT_DATA_DIR": str(tmp_path),
+    }
+    result = _manage(env, "check")
+
+    assert result.returncode == 0, result.stderr
+    # Demo secrets are generated once, private to the owner, and reused.
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "encryption_key").exists()

@@ -1,0 +1,30 @@
+"""Settings for the test suite: the production settings module with test defaults.
+
+Tests run with DEBUG off (as production does) and fixed, committed test-only secrets.
+Anything set in the environment wins (CI points DATABASE_URL at PostgreSQL, and so on).
+"""
+
+import os
+from pathlib import Path
+
+_TEST_DEFAULTS = {
+    "DEBUG": "0",
+    "SECRET_KEY": "test-only-secret-key-not-for-production-0123456789abcdefghijklmnop",
+    # A fixed test-only Fernet key, so encrypted fixtures stay readable between runs.
+    "MKT_ENCRYPTION_KEYS": "dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=",
+    "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+    "MKT_DATA_DIR": str(Path(__file__).resolve().parent.parent / "data" / "test"),
+    "SECURE_SSL_REDIRECT": "0",
+    "SESSION_COOKIE_SECURE": "0",
+    "CSRF_COOKIE_SECURE": "0",
+    "SECURE_HSTS_SECONDS": "0",
+    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "LOG_LEVEL": "WARNING",
+}
+for _name, _value in _TEST_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
+
+from mktintegration import settings as _production  # noqa: E402
+
+globals().update({name: value for name, value in vars(_production).items() if name.isupper()})
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
