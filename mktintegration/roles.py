@@ -30,6 +30,7 @@ MARKETING_MANAGER = "Marketing Manager"
 MARKETING_ANALYST = "Marketing Analyst"
 INTEGRATION_ADMIN = "Integration Admin"
 AUDITOR = "Auditor"
+API_CLIENT = "API client"
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,16 @@ class Role:
     name: str
     description: str
     permissions: frozenset[str]
+    # The most rows one export request may return (None: no limit). Users in several roles
+    # get the largest; exports.override_export_limits lifts it.
+    max_export_rows: int | None = 0
 
 
 # Reading the backbone in the admin. Contacts and consent are personal data.
 _BACKBONE_BUSINESS = view("backbone", "company", "companymetrics", "metricsrefresh")
 _BACKBONE_PERSONAL = view("backbone", "contact", "activityevent", "consentrecord")
+_EXPORT_BUSINESS = frozenset({"exports.export_clients", "exports.export_metrics"})
+_EXPORT_ALL = _EXPORT_BUSINESS | {"exports.export_contacts"}
 
 ROLES: dict[str, Role] = {
     role.name: role
@@ -50,24 +56,37 @@ ROLES: dict[str, Role] = {
             MARKETING_MANAGER,
             "Configures the connections, syncs, schedules and mappings granted to them; "
             "runs and previews them.",
-            _BACKBONE_BUSINESS | _BACKBONE_PERSONAL,
+            _BACKBONE_BUSINESS | _BACKBONE_PERSONAL | _EXPORT_BUSINESS,
+            max_export_rows=250_000,
         ),
         Role(
             MARKETING_ANALYST,
             "Reads the datasets and exports them.",
-            _BACKBONE_BUSINESS | view("backbone", "contact", "activityevent"),
+            _BACKBONE_BUSINESS | view("backbone", "contact", "activityevent") | _EXPORT_ALL,
+            max_export_rows=1_000_000,
         ),
         Role(
             INTEGRATION_ADMIN,
             "Owns credentials and every integration object; replays dead letters and "
             "overrides guardrails.",
-            _BACKBONE_BUSINESS | _BACKBONE_PERSONAL | view("mktintegration", "workerheartbeat"),
+            _BACKBONE_BUSINESS
+            | _BACKBONE_PERSONAL
+            | _EXPORT_ALL
+            | {"exports.override_export_limits"}
+            | view("mktintegration", "workerheartbeat"),
+            max_export_rows=None,
         ),
         Role(
             AUDITOR,
             "Reads the change history and the access and outbound logs; exports no data and "
             "changes nothing.",
-            view("auditlog", "logentry"),
+            view("auditlog", "logentry") | view("audit", "accesslog", "outboundlog"),
+        ),
+        Role(
+            API_CLIENT,
+            "Service accounts of BI and marketing tools: export through API tokens.",
+            _EXPORT_BUSINESS,
+            max_export_rows=5_000_000,
         ),
     )
 }

@@ -252,12 +252,14 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mktintegration.api_auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_RATES": {"export": env_str("MKT_EXPORT_RATE") or "120/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mktintegration API",
@@ -265,6 +267,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# Optional key for hashing API token secrets (the secrets are 256-bit random already).
+MKT_TOKEN_PEPPER = env_str("MKT_TOKEN_PEPPER") or ""
 
 GUARDIAN_ANONYMOUS_USER_NAME = None  # no anonymous user row; anonymous callers get nothing
 ANONYMOUS_USER_NAME = None

@@ -51,3 +51,25 @@ def celery_worker(transactional_db):
         yield worker
     finally:
         worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters and cached vendor field lists live in the cache: start each test clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def api_token(user_with_role):
+    """``api_token(role, scopes, **token_kwargs)`` -> (user, raw token) for a new user."""
+    from mktintegration.tokens import token_create
+
+    def make(role, scopes, **kwargs):
+        user = user_with_role(role)
+        _, raw = token_create(user=user, name="test", scopes=scopes, **kwargs)
+        return user, raw
+
+    return make

@@ -17,6 +17,7 @@ EXPECTED = {
     roles.MARKETING_ANALYST: {"company", "contact", "companymetrics"},
     roles.INTEGRATION_ADMIN: {"company", "contact", "consentrecord", "companymetrics"},
     roles.AUDITOR: set(),
+    roles.API_CLIENT: set(),
 }
 
 

@@ -1,0 +1,170 @@
+"""Append-only, hash-chained logs: every data read (AccessLog) and every vendor request
+(OutboundLog).
+
+Rows are only ever inserted. The ORM refuses update and delete (queryset and instance), and on
+PostgreSQL a trigger refuses them too (migration 0002). Each row stores the hash of the row
+before it and its own hash over its content, so ``python manage.py verify_audit`` finds the
+first row that was altered or removed behind the application's back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from django.db import models
+from django.utils import timezone
+
+GENESIS = "0" * 64
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an audit row."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: update refused")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: delete refused")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: update refused")
+
+    _raw_delete = delete
+
+
+class ChainedLog(models.Model):
+    """Base for the hash-chained logs. Subclasses list the fields the hash covers."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    row_hash = models.CharField(max_length=64, editable=False)
+
+    hashed_fields: tuple[str, ...] = ()
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ("-id",)
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only: update refused")
+        if not self.row_hash:
+            raise AppendOnlyError(
+                "audit rows are written through audit.services, which chains them"
+            )
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only: delete refused")
+
+    def canonical(self) -> str:
+        """The row's content as canonical JSON: what the hash covers."""
+        payload = {"at": _utc(self.at), "prev": self.prev_hash}
+        for name in self.hashed_fields:
+            value = getattr(self, name)
+            payload[name] = _utc(value) if isinstance(value, datetime) else value
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+class Channel(models.TextChoices):
+    API = "api", "API"
+    FILE = "file", "Scheduled file"
+    ADMIN = "admin", "Admin download"
+    SYNC = "sync", "Sync"
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "OK"
+    DENIED = "denied", "Denied"
+    INVALID = "invalid", "Invalid request"
+    LIMITED = "limited", "Over a guardrail"
+    ERROR = "error", "Error"
+    ABORTED = "aborted", "Aborted by the client"
+
+
+class AccessLog(ChainedLog):
+    """One read of exported data: who, what, how much, and how it ended."""
+
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    actor = models.CharField(max_length=200, help_text="user:<name>, token:<id> (<user>) or system")
+    user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    token_id = models.CharField(max_length=40, blank=True)
+    dataset = models.CharField(max_length=64, db_index=True)
+    format = models.CharField(max_length=16, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    fields = models.JSONField(default=list, blank=True)
+    rows = models.BigIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+    duration_ms = models.IntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    status_code = models.IntegerField(null=True, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+
+    hashed_fields = (
+        "channel",
+        "actor",
+        "user_id",
+        "token_id",
+        "dataset",
+        "format",
+        "filters",
+        "fields",
+        "rows",
+        "bytes",
+        "duration_ms",
+        "outcome",
+        "status_code",
+        "client_address",
+        "detail",
+    )
+
+    class Meta(ChainedLog.Meta):
+        permissions = [("download_accesslog", "Can download the access log as CSV")]
+
+    def __str__(self):
+        return f"{self.actor} read {self.dataset} ({self.outcome}, {self.rows} rows)"
+
+
+class OutboundLog(ChainedLog):
+    """One request to a vendor API. Never holds personal data: no bodies, no query strings."""
+
+    connection_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    vendor = models.CharField(max_length=32, db_index=True)
+    method = models.CharField(max_length=8)
+    host = models.CharField(max_length=255)
+    path = models.CharField(max_length=500)
+    status = models.IntegerField(null=True, blank=True)
+    duration_ms = models.IntegerField(default=0)
+    records = models.IntegerField(default=0)
+    idempotency_key = models.CharField(max_length=128, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    hashed_fields = (
+        "connection_id",
+        "vendor",
+        "method",
+        "host",
+        "path",
+        "status",
+        "duration_ms",
+        "records",
+        "idempotency_key",
+        "error",
+    )
+
+    def __str__(self):
+        return f"{self.method} {self.host}{self.path} -> {self.status}"

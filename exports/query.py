@@ -1,0 +1,317 @@
+"""Export requests: parsing what the caller asked for, and the SQL that answers it.
+
+The database does the work: filtering, field selection, ordering, value formatting, CSV
+formula neutralisation and JSON encoding all happen in SQL, identically on SQLite and
+PostgreSQL, so the same request gives the same bytes on both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django.utils.dateparse import parse_date, parse_datetime
+
+from exports.datasets import Dataset, DatasetField, DatasetFilter, FieldType, FilterKind
+
+RESERVED_PARAMS = ("format", "fields", "limit", "cursor")
+MAX_IN_VALUES = 500
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+class ExportInputError(ValueError):
+    """Bad input, naming the parameter at fault (answered as a 400)."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+@dataclass
+class ExportQuery:
+    dataset: Dataset
+    fields: list[str]
+    filters: dict[str, Any] = field(default_factory=dict)
+    limit: int | None = None
+    after: Any = None  # keyset: rows with a key greater than this
+
+    def describe_filters(self) -> dict[str, Any]:
+        """The filters as JSON-safe values (for the access log and run records)."""
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in self.filters.items()
+        }
+
+
+def _parse_fields(dataset: Dataset, raw: str | None) -> list[str]:
+    if raw is None or not raw.strip():
+        return list(dataset.default_fields)
+    names = list(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in names if name not in dataset.field_names]
+    if unknown:
+        raise ExportInputError(
+            "fields",
+            f"unknown field(s): {', '.join(unknown)}. Allowed fields for {dataset.name}: "
+            f"{', '.join(dataset.field_names)}",
+        )
+    return names
+
+
+def parse_timestamp(param: str, raw: str) -> datetime:
+    value = parse_datetime(raw.strip())
+    if value is None:
+        day = parse_date(raw.strip())
+        if day is not None:
+            value = datetime.combine(day, time.min)
+    if value is None:
+        raise ExportInputError(
+            param,
+            f"{param}: {raw!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31T09:00:00Z)",
+        )
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _parse_filter(spec: DatasetFilter, raw: str) -> Any:
+    if spec.kind == FilterKind.IN:
+        values = list(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
+        if not values:
+            raise ExportInputError(spec.name, f"{spec.name}: give at least one value")
+        if len(values) > MAX_IN_VALUES:
+            raise ExportInputError(spec.name, f"{spec.name}: at most {MAX_IN_VALUES} values")
+        if spec.choices:
+            bad = [v for v in values if v not in spec.choices]
+            if bad:
+                raise ExportInputError(
+                    spec.name,
+                    f"{spec.name}: unknown value(s) {', '.join(bad)}; allowed: "
+                    f"{', '.join(spec.choices)}",
+                )
+        return values
+    if spec.kind == FilterKind.SINCE:
+        return parse_timestamp(spec.name, raw)
+    if spec.kind in (FilterKind.MIN, FilterKind.MAX):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ExportInputError(
+                spec.name, f"{spec.name}: {raw!r} is not a whole number"
+            ) from None
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ExportInputError(spec.name, f"{spec.name}: {raw!r} is not true or false")
+    return value in _TRUE
+
+
+def parse_limit(raw: str | None, *, maximum: int | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ExportInputError("limit", f"limit: {raw!r} is not a whole number") from None
+    if limit < 1:
+        raise ExportInputError("limit", "limit must be at least 1")
+    if maximum is not None and limit > maximum:
+        raise ExportInputError("limit", f"limit must be at most {maximum:,} (asked for {limit:,})")
+    return limit
+
+
+def encode_cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": key}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> Any:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ExportInputError("cursor", "cursor is not one this API returned") from None
+    if not isinstance(value, int | str):
+        raise ExportInputError("cursor", "cursor is not one this API returned")
+    return value
+
+
+def export_query_parse(
+    dataset: Dataset,
+    params: Mapping[str, str],
+    *,
+    max_limit: int | None = None,
+    allow_cursor: bool = True,
+) -> ExportQuery:
+    """Validate request parameters against the dataset; ExportInputError on the first fault."""
+    unknown = [p for p in params if p not in RESERVED_PARAMS and p not in dataset.filter_names]
+    if unknown:
+        raise ExportInputError(
+            unknown[0],
+            f"unknown filter(s): {', '.join(sorted(unknown))}. Allowed filters for "
+            f"{dataset.name}: {', '.join(dataset.filter_names)}",
+        )
+    query = ExportQuery(dataset=dataset, fields=_parse_fields(dataset, params.get("fields")))
+    for spec in dataset.filters:
+        if spec.name in params:
+            query.filters[spec.name] = _parse_filter(spec, params[spec.name])
+    query.limit = parse_limit(params.get("limit"), maximum=max_limit)
+    if allow_cursor and params.get("cursor"):
+        query.after = decode_cursor(params["cursor"])
+    return query
+
+
+# --- SQL --------------------------------------------------------------------------------------
+
+
+class Dialect:
+    """Value formatting that differs between SQLite and PostgreSQL."""
+
+    def __init__(self, vendor: str):
+        self.pg = vendor == "postgresql"
+
+    def datetime_text(self, sql: str) -> str:
+        if self.pg:
+            return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        return f"strftime('%Y-%m-%dT%H:%M:%SZ', {sql})"
+
+    def decimal_text(self, sql: str) -> str:
+        if self.pg:
+            return f"CAST(CAST({sql} AS NUMERIC(17, 2)) AS TEXT)"
+        return f"CASE WHEN {sql} IS NULL THEN NULL ELSE printf('%.2f', {sql}) END"
+
+    def bool_text(self, sql: str) -> str:
+        return f"CASE WHEN {sql} THEN 'true' WHEN NOT {sql} THEN 'false' END"
+
+    def csv_text(self, sql: str) -> str:
+        """A text cell that is one line and that no spreadsheet will run as a formula."""
+        if self.pg:
+            one_line = f"translate({sql}, E'\\r\\n', '  ')"
+            first = f"left({one_line}, 1)"
+            risky = "('=', '+', '-', '@', E'\\t')"
+        else:
+            one_line = f"replace(replace({sql}, char(13), ' '), char(10), ' ')"
+            first = f"substr({one_line}, 1, 1)"
+            risky = "('=', '+', '-', '@', char(9))"
+        return f"CASE WHEN {first} IN {risky} THEN '''' || {one_line} ELSE {one_line} END"
+
+    def csv_cell(self, f: DatasetField) -> str:
+        if f.type == FieldType.TEXT:
+            return self.csv_text(f.sql)
+        if f.type == FieldType.DATETIME:
+            return self.datetime_text(f.sql)
+        if f.type == FieldType.DECIMAL:
+            return self.decimal_text(f.sql)
+        if f.type == FieldType.BOOL:
+            return self.bool_text(f.sql)
+        return f.sql
+
+    def json_value(self, f: DatasetField) -> str:
+        if f.type == FieldType.DATETIME:
+            return self.datetime_text(f.sql)
+        if f.type == FieldType.DECIMAL:
+            return f"ROUND({f.sql}, 2)"
+        if f.type == FieldType.BOOL and not self.pg:
+            return self.bool_text(f.sql)  # text here; json_object() turns it into true/false
+        return f.sql
+
+    @staticmethod
+    def json_object(fields: list[DatasetField]) -> str:
+        """SQLite: one compact JSON object from the columns of subquery ``q``."""
+        pairs = []
+        for f in fields:
+            column = f"q.{_alias(f.name)}"
+            pairs.append(
+                f"'{f.name}', " + (f"json({column})" if f.type == FieldType.BOOL else column)
+            )
+        return f"json_object({', '.join(pairs)})"
+
+
+def _alias(name: str) -> str:
+    return f'"{name}"'
+
+
+def where_sql(query: ExportQuery, dialect: Dialect) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for name, value in query.filters.items():
+        spec = query.dataset.filter(name)
+        if spec.kind == FilterKind.IN:
+            clauses.append(f"{spec.sql} IN ({', '.join(['%s'] * len(value))})")
+            params.extend(value)
+        elif spec.kind == FilterKind.SINCE:
+            clauses.append(f"{spec.sql} >= %s")
+            params.append(value if dialect.pg else _sqlite_datetime(value))
+        elif spec.kind == FilterKind.MIN:
+            clauses.append(f"{spec.sql} >= %s")
+            params.append(value)
+        elif spec.kind == FilterKind.MAX:
+            clauses.append(f"{spec.sql} <= %s")
+            params.append(value)
+        else:
+            clauses.append(spec.sql if value else f"NOT {spec.sql}")
+    if query.after is not None:
+        clauses.append(f"{query.dataset.field(query.dataset.key).sql} > %s")
+        params.append(query.after)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    # Django stores aware datetimes on SQLite as UTC text 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _base_sql(query: ExportQuery, dialect: Dialect, columns: str) -> tuple[str, list[Any]]:
+    where, params = where_sql(query, dialect)
+    key = query.dataset.field(query.dataset.key).sql
+    sql = f"SELECT {columns} FROM {query.dataset.from_sql}{where} ORDER BY {key}"
+    if query.limit is not None:
+        sql += f" LIMIT {int(query.limit)}"
+    return sql, params
+
+
+def csv_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
+    """SELECT of text cells named after the fields (a CSV header comes from the names)."""
+    dialect = Dialect(vendor)
+    fields = [query.dataset.field(name) for name in query.fields]
+    columns = ", ".join(f"{dialect.csv_cell(f)} AS {_alias(f.name)}" for f in fields)
+    return _base_sql(query, dialect, columns)
+
+
+def _json_inner(query: ExportQuery, dialect: Dialect, *, with_key: bool):
+    fields = [query.dataset.field(name) for name in query.fields]
+    columns = ", ".join(f"{dialect.json_value(f)} AS {_alias(f.name)}" for f in fields)
+    if with_key:
+        columns += f", {query.dataset.field(query.dataset.key).sql} AS _key"
+    sql, params = _base_sql(query, dialect, columns)
+    return fields, sql, params
+
+
+def ndjson_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
+    """SELECT of one compact JSON object per row, keys in the requested order."""
+    dialect = Dialect(vendor)
+    fields, inner, params = _json_inner(query, dialect, with_key=False)
+    if dialect.pg:
+        return f"SELECT row_to_json(q)::text FROM ({inner}) q", params
+    return f"SELECT {dialect.json_object(fields)} FROM ({inner}) q", params
+
+
+def json_page_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
+    """Like ndjson_select, plus each row's key (the next page's cursor)."""
+    dialect = Dialect(vendor)
+    fields, inner, params = _json_inner(query, dialect, with_key=True)
+    if dialect.pg:
+        names = ", ".join(f"q.{_alias(f.name)}" for f in fields)
+        row = f"(SELECT row_to_json(r) FROM (SELECT {names}) r)::text"
+        return f"SELECT {row}, q._key FROM ({inner}) q", params
+    return f"SELECT {dialect.json_object(fields)}, q._key FROM ({inner}) q", params
+
+
+def count_select(query: ExportQuery, vendor: str, *, cap: int) -> tuple[str, list[Any]]:
+    """Counts matching rows, stopping at ``cap`` (cost bounded by the cap, not the table)."""
+    dialect = Dialect(vendor)
+    where, params = where_sql(query, dialect)
+    inner = f"SELECT 1 FROM {query.dataset.from_sql}{where}"
+    if query.limit is not None:
+        cap = min(cap, query.limit)
+    return f"SELECT COUNT(*) FROM ({inner} LIMIT {int(cap)}) capped", params

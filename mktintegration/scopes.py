@@ -1,0 +1,17 @@
+"""API token scopes. A token may do what its scopes AND its user's permissions allow."""
+
+SCOPES: dict[str, str] = {
+    "export:clients": "Read the clients dataset",
+    "export:metrics": "Read the metrics dataset",
+    "export:contacts": "Read the contacts dataset (personal data)",
+}
+
+
+def scope_validate(scopes: list[str]) -> list[str]:
+    """The scopes, de-duplicated and sorted; ValueError naming any unknown one."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(
+            f"unknown scope(s): {', '.join(unknown)}; known scopes: {', '.join(sorted(SCOPES))}"
+        )
+    return sorted(set(scopes))
