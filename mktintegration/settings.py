@@ -268,6 +268,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# Host names outbound HTTP may reach even though they resolve to internal addresses (tests,
+# the demo's vendor emulators). Empty in production.
+MKT_HTTP_ALLOW_PRIVATE_HOSTS = env_list(
+    "MKT_HTTP_ALLOW_PRIVATE_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else []
+)
+
 # Optional key for hashing API token secrets (the secrets are 256-bit random already).
 MKT_TOKEN_PEPPER = env_str("MKT_TOKEN_PEPPER") or ""
 

@@ -20,6 +20,8 @@ _TEST_DEFAULTS = {
     "SECURE_HSTS_SECONDS": "0",
     "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     "LOG_LEVEL": "WARNING",
+    # The vendor emulators and test servers listen on loopback.
+    "MKT_HTTP_ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
 }
 for _name, _value in _TEST_DEFAULTS.items():
     os.environ.setdefault(_name, _value)

@@ -1,0 +1,223 @@
+"""The one outbound HTTP client. Nothing else in the product imports ``requests``.
+
+Every request gets: a timeout; no redirect to another host; a guard that refuses private,
+loopback, link-local and other internal addresses (checked on the socket actually connected,
+so DNS rebinding cannot slip past) unless the host is allow-listed in
+``MKT_HTTP_ALLOW_PRIVATE_HOSTS`` (tests, the demo's emulators); TLS verification; and one
+OutboundLog row with no personal data (no body, no query string, e-mail-like path segments
+redacted).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from audit.services import outbound_log_write
+from integrations.errors import ConnectorError, ErrorKind
+
+Response = requests.Response
+DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read
+MAX_REDIRECTS = 3
+_EMAILISH = re.compile(r"[^/]*@[^/]*")
+
+
+def _private_hosts_allowed() -> set[str]:
+    return {h.lower() for h in settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS}
+
+
+def address_is_internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def check_address(host: str, address: str) -> None:
+    """Refuse an internal address unless the host name is allow-listed."""
+    if address_is_internal(address) and host.lower() not in _private_hosts_allowed():
+        raise ConnectorError(
+            f"{host} resolves to an internal address ({address}); outbound requests to "
+            "internal addresses are refused",
+            kind=ErrorKind.CONFIG,
+        )
+
+
+def check_url(url: str, *, allowed_hosts: tuple[str, ...] = ()) -> str:
+    """Validate a destination URL at save time: https (or an allow-listed test host), a host
+    matching ``allowed_hosts`` patterns if any are given, and a public address."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ConnectorError(f"{url!r} has no host", kind=ErrorKind.CONFIG)
+    test_host = host in _private_hosts_allowed()
+    if parts.scheme != "https" and not (parts.scheme == "http" and test_host):
+        raise ConnectorError(f"{url!r} must use https", kind=ErrorKind.CONFIG)
+    if parts.username or parts.password:
+        raise ConnectorError(
+            "put credentials in the secret fields, not in the URL", kind=ErrorKind.CONFIG
+        )
+    if allowed_hosts and not test_host and not any(fnmatch(host, p) for p in allowed_hosts):
+        raise ConnectorError(
+            f"host {host} is not allowed here (allowed: {', '.join(allowed_hosts)})",
+            kind=ErrorKind.CONFIG,
+        )
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise ConnectorError(f"{host} does not resolve: {exc}", kind=ErrorKind.CONFIG) from None
+    for info in infos:
+        check_address(host, info[4][0])
+    return url
+
+
+class _GuardedConnectionMixin:
+    def _new_conn(self):
+        sock = super()._new_conn()
+        try:
+            check_address(self.host, sock.getpeername()[0])
+        except ConnectorError:
+            sock.close()
+            raise
+        return sock
+
+
+class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPPool,
+            "https": _GuardedHTTPSPool,
+        }
+
+
+def redact_path(path: str) -> str:
+    return _EMAILISH.sub("{redacted}", path)[:500]
+
+
+@dataclass
+class HttpClient:
+    """A session for one vendor account (connection) or destination."""
+
+    vendor: str
+    connection_id: int | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    ca_bundle: str | None = None
+    _session: requests.Session = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxies or netrc from the environment
+        adapter = _GuardedAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["User-Agent"] = "mktintegration/1"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        records: int = 0,
+        idempotency_key: str = "",
+        timeout: tuple[float, float] | None = None,
+        **kwargs,
+    ) -> Response:
+        """Send one request (following same-host redirects); ConnectorError(TRANSIENT) on a
+        network failure or timeout, ConnectorError(CONFIG) on a refused address or host."""
+        self._check_host(url)
+        started = time.monotonic()
+        status, error = None, ""
+        try:
+            response = self._send(method, url, timeout or self.timeout, kwargs)
+            status = response.status_code
+            return response
+        except requests.Timeout as exc:
+            error = f"timeout: {type(exc).__name__}"
+            raise ConnectorError(
+                f"{self.vendor}: request timed out", kind=ErrorKind.TRANSIENT
+            ) from None
+        except requests.ConnectionError as exc:
+            error = f"connection failed: {type(exc).__name__}"
+            raise ConnectorError(
+                f"{self.vendor}: connection failed", kind=ErrorKind.TRANSIENT
+            ) from None
+        except ConnectorError as exc:
+            error = exc.message
+            raise
+        finally:
+            parts = urlsplit(url)
+            outbound_log_write(
+                connection_id=self.connection_id,
+                vendor=self.vendor,
+                method=method.upper(),
+                host=parts.hostname or "",
+                path=redact_path(parts.path),
+                status=status,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                records=records,
+                idempotency_key=idempotency_key[:128],
+                error=error[:500],
+            )
+
+    def _check_host(self, url: str) -> None:
+        host = (urlsplit(url).hostname or "").lower()
+        if (
+            self.allowed_hosts
+            and host not in _private_hosts_allowed()
+            and not any(fnmatch(host, pattern) for pattern in self.allowed_hosts)
+        ):
+            raise ConnectorError(
+                f"{self.vendor}: host {host} is not one of {', '.join(self.allowed_hosts)}",
+                kind=ErrorKind.CONFIG,
+            )
+
+    def _send(self, method, url, timeout, kwargs) -> Response:
+        verify = self.ca_bundle or True
+        origin = urlsplit(url)[:2]
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._session.request(
+                method, url, timeout=timeout, allow_redirects=False, verify=verify, **kwargs
+            )
+            if not response.is_redirect:
+                return response
+            location = requests.compat.urljoin(url, response.headers["Location"])
+            if urlsplit(location)[:2] != origin:
+                raise ConnectorError(
+                    f"{self.vendor}: redirect to another host refused",
+                    kind=ErrorKind.PERMANENT,
+                    status=response.status_code,
+                )
+            url = location
+        raise ConnectorError(f"{self.vendor}: too many redirects", kind=ErrorKind.PERMANENT)

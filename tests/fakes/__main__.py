@@ -1,0 +1,73 @@
+"""Run one vendor emulator in the foreground, for demos and manual testing.
+
+    python -m tests.fakes --vendor hubspot --port 8101
+    python -m tests.fakes --vendor mailchimp --port 8102 --rate-limit 10/1
+
+It prints the URL and the credential to use, serves until Ctrl-C, then prints how many requests
+it saw and every shape violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from tests.fakes.base import FakeVendor
+from tests.fakes.hubspot import FakeHubSpot
+from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
+
+VENDORS: dict[str, type[FakeVendor]] = {"hubspot": FakeHubSpot, "mailchimp": FakeMailchimp}
+
+
+def _rate_limit(text: str) -> tuple[int, float]:
+    try:
+        count, seconds = text.split("/", 1)
+        return int(count), float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use N/SECONDS, e.g. 100/10") from None
+
+
+def describe(fake: FakeVendor) -> list[str]:
+    """What a client needs to reach ``fake``."""
+    if isinstance(fake, FakeMailchimp):
+        return [
+            f"Mailchimp emulator on {fake.url}  (API root {fake.base_url})",
+            f"  auth: HTTP Basic, any username, password {fake.credential}",
+            f"  default list: {DEFAULT_LIST}",
+        ]
+    return [
+        f"HubSpot emulator on {fake.url}",
+        f"  auth: Authorization: Bearer {fake.credential}",
+        "  objects: companies, contacts (batch/upsert, batch/read, batch/archive, properties)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes", description=__doc__)
+    parser.add_argument("--vendor", choices=sorted(VENDORS), required=True)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--rate-limit", type=_rate_limit, metavar="N/SECONDS")
+    args = parser.parse_args(argv)
+
+    fake = VENDORS[args.vendor](host=args.host, port=args.port)
+    if args.rate_limit:
+        fake.set_rate_limit(*args.rate_limit)
+    fake.start()
+    print("\n".join([*describe(fake), "Ctrl-C stops it."]), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    violations = fake.violations
+    print(f"\nstopped after {len(fake.requests)} requests; {len(violations)} violations")
+    for violation in violations:
+        print(f"  - {violation}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The outbound HTTP client: SSRF guard, redirects, timeouts, outbound log."""
+
+import pytest
+
+from audit.models import OutboundLog
+from integrations.errors import ConnectorError, ErrorKind
+from integrations.http import HttpClient, check_url, redact_path
+from tests.fakes.receiver import FakeReceiver
+
+
+@pytest.fixture
+def receiver():
+    with FakeReceiver() as server:
+        yield server
+
+
+@pytest.mark.django_db
+def test_request_to_an_allow_listed_loopback_host_is_sent_and_logged(receiver):
+    client = HttpClient(vendor="test", connection_id=7)
+
+    response = client.request(
+        "POST",
+        f"{receiver.url}/hook/person@example.com?token=secret",
+        json={"a": 1},
+        records=3,
+        idempotency_key="k1",
+    )
+
+    assert response.status_code == 200
+    log = OutboundLog.objects.get()
+    assert (log.vendor, log.connection_id, log.status, log.records) == ("test", 7, 200, 3)
+    assert log.path == "/hook/{redacted}"  # no e-mail, no query string
+    assert log.idempotency_key == "k1"
+
+
+@pytest.mark.django_db
+def test_internal_address_is_refused_on_connect_unless_allow_listed(receiver, settings):
+    settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS = []
+    client = HttpClient(vendor="test")
+
+    with pytest.raises(ConnectorError) as error:
+        client.request("GET", f"{receiver.url}/")
+
+    assert error.value.kind == ErrorKind.CONFIG
+    assert "internal address" in str(error.value)
+    assert receiver.received == []
+    assert OutboundLog.objects.get().status is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/",
+        "https://localhost./",
+    ],
+)
+def test_check_url_refuses_internal_destinations(settings, url):
+    settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS = []
+
+    with pytest.raises(ConnectorError) as error:
+        check_url(url)
+    assert error.value.kind == ErrorKind.CONFIG
+
+
+def test_check_url_refuses_plain_http_and_credentials_in_urls(settings):
+    settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS = []
+    with pytest.raises(ConnectorError, match="https"):
+        check_url("http://example.com/")
+    with pytest.raises(ConnectorError, match="secret fields"):
+        check_url("https://user:pw@example.com/")
+
+
+def test_check_url_enforces_a_host_allow_list(settings):
+    settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS = []
+    with pytest.raises(ConnectorError, match="not allowed"):
+        check_url("https://evil.example/", allowed_hosts=("*.api.mailchimp.com",))
+
+
+@pytest.mark.django_db
+def test_redirect_to_another_host_is_refused(receiver):
+    with FakeReceiver() as other:
+        receiver.respond_with(302)
+        receiver.redirect_location = f"{other.url}/stolen"  # see FakeReceiver
+        client = HttpClient(vendor="test")
+        with pytest.raises(ConnectorError, match="redirect to another host"):
+            client.request("GET", f"{receiver.url}/start")
+        assert other.received == []
+
+
+@pytest.mark.django_db
+def test_timeout_is_a_transient_error(receiver):
+    receiver.delay_next(2)
+    client = HttpClient(vendor="test", timeout=(1, 0.3))
+
+    with pytest.raises(ConnectorError) as error:
+        client.request("GET", f"{receiver.url}/slow")
+    assert error.value.kind == ErrorKind.TRANSIENT
+
+
+def test_redact_path_hides_emails():
+    assert redact_path("/lists/x/members/a.b@c.com/notes") == "/lists/x/members/{redacted}/notes"
