@@ -58,6 +58,13 @@ class Dataset:
     filters: tuple[DatasetFilter, ...]
     default_fields: tuple[str, ...]
     personal_data: bool
+    # Syncs: SQL conditions, each with one %s for a timestamp, any of which means "this row
+    # may have changed since then" (the incremental plan's pre-filter).
+    changed_since: tuple[str, ...] = ()
+    # Syncs: the field holding the data-residency region, and the SQL of the person whose
+    # consent records apply (None: the dataset carries no consent).
+    region_field: str = "region"
+    consent_subject_sql: str | None = None
     _by_name: dict[str, DatasetField] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -193,6 +200,7 @@ CLIENTS = Dataset(
         "updated_at",
     ),
     personal_data=False,
+    changed_since=("c.updated_at >= %s", "m.updated_at >= %s"),
 )
 
 METRICS = Dataset(
@@ -218,6 +226,7 @@ METRICS = Dataset(
             "lead_engagement_score", "m.lead_engagement_score", N, "lead engagement 0-100"
         ),
         DatasetField("lead_grade", "m.lead_grade", T, "lead grade A-F"),
+        DatasetField("region", "c.residency_region", T, "the company's data-residency region"),
         DatasetField("updated_at", "m.updated_at", DT, "when these metrics last changed"),
     ),
     filters=(
@@ -259,6 +268,7 @@ METRICS = Dataset(
         "updated_at",
     ),
     personal_data=False,
+    changed_since=("m.updated_at >= %s", "c.updated_at >= %s"),
 )
 
 # The latest e-mail marketing consent of a contact (the consent_lookup_idx index serves it).
@@ -335,6 +345,13 @@ CONTACTS = Dataset(
         "updated_at",
     ),
     personal_data=True,
+    changed_since=(
+        "ct.updated_at >= %s",
+        "c.updated_at >= %s",
+        "EXISTS (SELECT 1 FROM backbone_consentrecord cr2 WHERE cr2.contact_id = ct.id "
+        "AND cr2.recorded_at >= %s)",
+    ),
+    consent_subject_sql="ct.id",
 )
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (CLIENTS, METRICS, CONTACTS)}

@@ -131,6 +131,10 @@ class HttpClient:
     allowed_hosts: tuple[str, ...] = ()
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     ca_bundle: str | None = None
+    # A shared rate budget (acquire() before each request, block(seconds) after a 429).
+    throttle: object | None = None
+    calls: int = field(default=0, init=False)
+    rate_limited: int = field(default=0, init=False)
     _session: requests.Session = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -157,11 +161,18 @@ class HttpClient:
         """Send one request (following same-host redirects); ConnectorError(TRANSIENT) on a
         network failure or timeout, ConnectorError(CONFIG) on a refused address or host."""
         self._check_host(url)
+        if self.throttle is not None:
+            self.throttle.acquire()
+        self.calls += 1
         started = time.monotonic()
         status, error = None, ""
         try:
             response = self._send(method, url, timeout or self.timeout, kwargs)
             status = response.status_code
+            if status == 429:
+                self.rate_limited += 1
+                if self.throttle is not None:
+                    self.throttle.block(_retry_after(response))
             return response
         except requests.Timeout as exc:
             error = f"timeout: {type(exc).__name__}"
@@ -221,3 +232,10 @@ class HttpClient:
                 )
             url = location
         raise ConnectorError(f"{self.vendor}: too many redirects", kind=ErrorKind.PERMANENT)
+
+
+def _retry_after(response: Response, default: float = 10.0) -> float:
+    try:
+        return max(float(response.headers.get("Retry-After", default)), 0.0)
+    except ValueError:
+        return default

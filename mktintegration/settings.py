@@ -274,6 +274,38 @@ MKT_HTTP_ALLOW_PRIVATE_HOSTS = env_list(
     "MKT_HTTP_ALLOW_PRIVATE_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else []
 )
 
+# Syncs: how long a worker may wait for the rate budget before it reschedules the batch,
+# attempts per batch on transient errors, and runs a failing record gets before it is
+# dead-lettered.
+MKT_RATE_MAX_WAIT_SECONDS = float(env_str("MKT_RATE_MAX_WAIT_SECONDS") or 20)
+MKT_SYNC_BATCH_ATTEMPTS = env_int("MKT_SYNC_BATCH_ATTEMPTS", 5)
+MKT_SYNC_RETRY_BASE_SECONDS = float(env_str("MKT_SYNC_RETRY_BASE_SECONDS") or 5)
+MKT_SYNC_RECORD_ATTEMPTS = env_int("MKT_SYNC_RECORD_ATTEMPTS", 5)
+MKT_RUN_STALE_SECONDS = env_int("MKT_RUN_STALE_SECONDS", 300)
+
+# The CA bundle outbound HTTPS verifies against (PEM file); None: the system's default bundle.
+MKT_HTTP_CA_BUNDLE = env_str("MKT_HTTP_CA_BUNDLE") or None
+
+# --- Scheduled file exports (docs/exports.md) ------------------------------------------------
+# Local-folder destinations write under this directory (each into its own subdirectory).
+MKT_EXPORT_DIR = Path(env_str("MKT_EXPORT_DIR") or DATA_DIR / "exports").resolve()
+# No schedule may run more often than this (per schedule; Integration Admins may lower it).
+MKT_EXPORT_MIN_INTERVAL_MINUTES = env_int("MKT_EXPORT_MIN_INTERVAL_MINUTES", 15)
+# A run whose file grows past this fails instead of filling the disk.
+MKT_EXPORT_MAX_FILE_BYTES = env_int("MKT_EXPORT_MAX_FILE_BYTES", 2 * 1024**3)
+# Transient delivery failures retry after about base * 2^(attempt-1) seconds (with jitter).
+MKT_EXPORT_RETRY_BASE_SECONDS = env_int("MKT_EXPORT_RETRY_BASE_SECONDS", 30)
+MKT_EXPORT_MAX_ATTEMPTS = env_int("MKT_EXPORT_MAX_ATTEMPTS", 5)
+# (Export runs share MKT_RUN_STALE_SECONDS with sync runs: the reaper's heartbeat timeout.)
+for _name in (
+    "MKT_EXPORT_MIN_INTERVAL_MINUTES",
+    "MKT_EXPORT_MAX_FILE_BYTES",
+    "MKT_EXPORT_RETRY_BASE_SECONDS",
+    "MKT_EXPORT_MAX_ATTEMPTS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
+
 # Optional key for hashing API token secrets (the secrets are 256-bit random already).
 MKT_TOKEN_PEPPER = env_str("MKT_TOKEN_PEPPER") or ""
 

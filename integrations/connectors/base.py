@@ -1,0 +1,232 @@
+"""The connector base: what every vendor module provides, and the values they exchange.
+
+A connector is one module per vendor (``integrations/connectors/<vendor>.py``), registered
+explicitly in ``integrations/connectors/__init__.py``. The engine only calls this interface,
+so a new vendor fits without engine changes:
+
+- batch APIs (HubSpot, Mailchimp) return per-record results from ``upsert``;
+- single-record APIs (Pardot) declare ``max_batch = 1``;
+- async bulk jobs (Constant Contact import, Salesforce Bulk 2.0) return ``ACCEPTED`` results
+  with a ``job_ref``; the engine calls ``poll(job_ref)`` later for the per-record outcome;
+- errors inside HTTP 200 bodies (Marketo) are the connector's to parse into ConnectorError
+  or per-record results;
+- per-organisation base URLs (Salesforce instance_url, Marketo host) come from
+  ``base_url()``, which may read credentials or config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from integrations.errors import ConnectorError, ErrorKind
+from integrations.http import HttpClient, Response
+
+
+@dataclass(frozen=True)
+class DestinationObject:
+    """An object type a connector writes (HubSpot companies, Mailchimp audience members)."""
+
+    name: str
+    label: str
+    max_batch: int
+    # Unique destination fields a sync may match on (None: any field list_fields marks unique).
+    match_fields: tuple[str, ...] | None = None
+    # Destination config keys a sync must give for this object (e.g. Mailchimp "list_id").
+    requires: tuple[str, ...] = ()
+    supports_delete: bool = True
+    personal_data: bool = False
+
+
+@dataclass(frozen=True)
+class DestinationField:
+    name: str
+    label: str
+    type: str = "string"
+    unique: bool = False
+    required: bool = False
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    requests: int
+    per_seconds: float
+
+
+@dataclass
+class OutRecord:
+    """One record to write: its source key, the destination match value and the payload."""
+
+    key: str
+    match_value: str
+    payload: dict[str, Any]
+    destination_id: str = ""  # known from the ledger when this sync wrote it before
+    known_at_destination: bool = False
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"  # nothing written on purpose (e.g. create-only and it exists)
+    DELETED = "deleted"
+    REJECTED = "rejected"  # the vendor refused this record permanently (fix the data)
+    RETRY = "retry"  # this record failed for a passing reason; try again later
+    ACCEPTED = "accepted"  # queued in a vendor job; poll(job_ref) gives the outcome
+
+
+@dataclass
+class RecordResult:
+    key: str
+    outcome: Outcome
+    destination_id: str = ""
+    message: str = ""
+    code: str = ""
+    job_ref: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """Per-connection settings without secrets; vendors subclass it."""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ConnectorConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+class Connector:
+    slug: ClassVar[str]
+    label: ClassVar[str]
+    auth_kinds: ClassVar[tuple[str, ...]]
+    secret_fields: ClassVar[dict[str, tuple[str, ...]]]  # auth kind -> secret names
+    config_class: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    objects: ClassVar[dict[str, DestinationObject]]
+    default_rate: ClassVar[RateSpec]
+    allowed_hosts: ClassVar[tuple[str, ...]]
+
+    def __init__(self, *, connection, secrets: dict[str, str], http: HttpClient | None = None):
+        self.connection = connection
+        self.secrets = secrets
+        self.config = self.config_class.from_dict(connection.config or {})
+        self.http = http or HttpClient(
+            vendor=self.slug,
+            connection_id=connection.pk,
+            allowed_hosts=self.allowed_hosts,
+        )
+
+    # --- what a vendor module implements -----------------------------------------------
+    def base_url(self) -> str:
+        raise NotImplementedError
+
+    def test_connection(self) -> str:
+        """A short human message on success; ConnectorError saying why on failure."""
+        raise NotImplementedError
+
+    def list_fields(self, object_name: str, destination_config: dict) -> list[DestinationField]:
+        raise NotImplementedError
+
+    def upsert(
+        self,
+        object_name: str,
+        records: list[OutRecord],
+        *,
+        mode: str,
+        match_field: str,
+        destination_config: dict,
+        idempotency_key: str,
+    ) -> list[RecordResult]:
+        """Write the records (at most the object's max_batch); one result per record."""
+        raise NotImplementedError
+
+    def lookup(
+        self,
+        object_name: str,
+        match_values: list[str],
+        *,
+        match_field: str,
+        destination_config: dict,
+    ) -> dict[str, str]:
+        """Which of these match values exist at the destination: value -> destination id."""
+        raise NotImplementedError
+
+    def delete(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        """Archive (never permanently delete) the records this sync created."""
+        raise NotImplementedError
+
+    def poll(self, job_ref: str) -> list[RecordResult] | None:
+        """Async jobs: the per-record results, or None while the job still runs."""
+        raise NotImplementedError
+
+    def validate_record(self, object_name: str, record: OutRecord) -> str | None:
+        """A reason this record can never be accepted (bad e-mail...), or None."""
+        return None
+
+    # --- shared helpers --------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        base = (self.connection.base_url or self.base_url()).rstrip("/")
+        return f"{base}{path}"
+
+    def raise_for_status(self, response: Response, what: str) -> None:
+        """Turn an error response into a ConnectorError of the right kind."""
+        status = response.status_code
+        if status < 400:
+            return
+        message = f"{self.label} {what}: HTTP {status}: {self.error_text(response)}"
+        if status == 429:
+            raise ConnectorError(
+                message,
+                kind=ErrorKind.RATE_LIMITED,
+                status=status,
+                retry_after=retry_after_seconds(response),
+            )
+        if status in (401, 403):
+            raise ConnectorError(message, kind=ErrorKind.AUTH, status=status)
+        if status >= 500 or status in (408, 423, 425):
+            raise ConnectorError(
+                message,
+                kind=ErrorKind.TRANSIENT,
+                status=status,
+                retry_after=retry_after_seconds(response),
+            )
+        if status == 404:
+            raise ConnectorError(message, kind=ErrorKind.CONFIG, status=status)
+        raise ConnectorError(message, kind=ErrorKind.PERMANENT, status=status)
+
+    @staticmethod
+    def error_text(response: Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return (response.text or "")[:300]
+        if isinstance(body, dict):
+            for key in ("detail", "message", "title", "error"):
+                if body.get(key):
+                    return str(body[key])[:300]
+        return str(body)[:300]
+
+
+def retry_after_seconds(response: Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        return None
+
+
+@dataclass
+class ConnectorInfo:
+    """What the admin and the configure API show about a connector."""
+
+    slug: str
+    label: str
+    auth_kinds: tuple[str, ...]
+    objects: list[str] = field(default_factory=list)

@@ -1,0 +1,259 @@
+"""HubSpot CRM v3: companies and contacts by batch upsert on a unique property.
+
+Facts from ../shared/VENDORS.md §3: private-app token as ``Bearer`` [H5]; batch upsert
+``POST /crm/v3/objects/{type}/batch/upsert`` of at most 100 inputs keyed by ``idProperty``, which
+must be a unique-value property (or ``email`` for contacts) [H13]; 200, or 207 with per-input
+``errors[].context.ids`` [H11]; property values are strings, "" clears [H2]; batch read by
+``idProperty`` and batch archive (soft delete) [H11]; 429 with ``policyName`` and the
+``X-HubSpot-RateLimit-*`` headers [H18]; properties API for the field list [H25].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from integrations.connectors import register
+from integrations.connectors.base import (
+    Connector,
+    ConnectorConfig,
+    DestinationField,
+    DestinationObject,
+    Outcome,
+    OutRecord,
+    RateSpec,
+    RecordResult,
+)
+from integrations.errors import ConnectorError, ErrorKind
+
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class HubSpotConfig(ConnectorConfig):
+    pass
+
+
+def hubspot_value(value) -> str:
+    """HubSpot takes every property value as a string; "" clears the property."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+@register
+class HubSpot(Connector):
+    slug = "hubspot"
+    label = "HubSpot"
+    auth_kinds = ("private_app_token",)
+    secret_fields = {"private_app_token": ("token",)}
+    config_class = HubSpotConfig
+    objects = {
+        "companies": DestinationObject("companies", "Companies", MAX_BATCH),
+        "contacts": DestinationObject("contacts", "Contacts", MAX_BATCH, personal_data=True),
+    }
+    default_rate = RateSpec(requests=100, per_seconds=10)  # Free/Starter private app [H18]
+    allowed_hosts = ("api.hubapi.com",)
+
+    def base_url(self) -> str:
+        return "https://api.hubapi.com"
+
+    def _headers(self, idempotency_key: str = "") -> dict[str, str]:
+        token = self.secrets.get("token")
+        if not token:
+            raise ConnectorError("HubSpot: no private app token stored", kind=ErrorKind.AUTH)
+        headers = {"Authorization": f"Bearer {token}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    def _post(self, path: str, body: dict, *, what: str, records: int, idempotency_key: str = ""):
+        response = self.http.request(
+            "POST",
+            self.url(path),
+            json=body,
+            headers=self._headers(idempotency_key),
+            records=records,
+            idempotency_key=idempotency_key,
+        )
+        if response.status_code == 400:
+            text = self.error_text(response)
+            kind = ErrorKind.CONFIG if "non-unique" in text else ErrorKind.PERMANENT
+            raise ConnectorError(f"HubSpot {what}: {text}", kind=kind, status=400)
+        self.raise_for_status(response, what)
+        return response
+
+    def test_connection(self) -> str:
+        response = self.http.request(
+            "GET", self.url("/crm/v3/properties/companies"), headers=self._headers()
+        )
+        self.raise_for_status(response, "test")
+        return f"Connected: {len(response.json().get('results', []))} company properties readable"
+
+    def list_fields(self, object_name: str, destination_config: dict) -> list[DestinationField]:
+        response = self.http.request(
+            "GET", self.url(f"/crm/v3/properties/{object_name}"), headers=self._headers()
+        )
+        self.raise_for_status(response, "list fields")
+        return [
+            DestinationField(
+                name=item["name"],
+                label=item.get("label") or item["name"],
+                type=item.get("type", "string"),
+                unique=bool(item.get("hasUniqueValue"))
+                or (object_name == "contacts" and item["name"] == "email"),
+                read_only=bool(item.get("modificationMetadata", {}).get("readOnlyValue")),
+            )
+            for item in response.json().get("results", [])
+        ]
+
+    def lookup(
+        self,
+        object_name: str,
+        match_values: list[str],
+        *,
+        match_field: str,
+        destination_config: dict,
+    ) -> dict[str, str]:
+        if not match_values:
+            return {}
+        response = self._post(
+            f"/crm/v3/objects/{object_name}/batch/read",
+            {
+                "idProperty": match_field,
+                "inputs": [{"id": value} for value in match_values],
+                "properties": [match_field],
+            },
+            what="look-up",
+            records=len(match_values),
+        )
+        found = {}
+        for item in response.json().get("results", []):
+            value = (item.get("properties") or {}).get(match_field)
+            if value is not None:
+                found[_norm(match_field, value)] = str(item["id"])
+        return {
+            v: found[_norm(match_field, v)] for v in match_values if _norm(match_field, v) in found
+        }
+
+    def upsert(
+        self,
+        object_name: str,
+        records: list[OutRecord],
+        *,
+        mode: str,
+        match_field: str,
+        destination_config: dict,
+        idempotency_key: str,
+    ) -> list[RecordResult]:
+        results: dict[str, RecordResult] = {}
+        to_write = records
+        if mode in ("create_only", "update_only"):
+            existing = self.lookup(
+                object_name,
+                [r.match_value for r in records],
+                match_field=match_field,
+                destination_config=destination_config,
+            )
+            to_write = []
+            for record in records:
+                found = existing.get(record.match_value)
+                if mode == "create_only" and found:
+                    results[record.key] = RecordResult(
+                        record.key,
+                        Outcome.UNCHANGED,
+                        found,
+                        "already at HubSpot; create-only leaves it alone",
+                    )
+                elif mode == "update_only" and not found:
+                    results[record.key] = RecordResult(
+                        record.key,
+                        Outcome.UNCHANGED,
+                        "",
+                        "not at HubSpot; update-only creates nothing",
+                    )
+                else:
+                    to_write.append(record)
+        if to_write:
+            results.update(self._batch_upsert(object_name, to_write, match_field, idempotency_key))
+        return [results[r.key] for r in records]
+
+    def _batch_upsert(self, object_name, records, match_field, idempotency_key):
+        body = {
+            "inputs": [
+                {
+                    "idProperty": match_field,
+                    "id": record.match_value,
+                    "properties": {
+                        name: hubspot_value(value)
+                        for name, value in record.payload.items()
+                        if name != match_field
+                    },
+                }
+                for record in records
+            ]
+        }
+        response = self._post(
+            f"/crm/v3/objects/{object_name}/batch/upsert",
+            body,
+            what="batch upsert",
+            records=len(records),
+            idempotency_key=idempotency_key,
+        )
+        data = response.json()
+        by_value = {_norm(match_field, r.match_value): r for r in records}
+        results: dict[str, RecordResult] = {}
+        for item in data.get("results", []):
+            value = (item.get("properties") or {}).get(match_field)
+            record = by_value.get(_norm(match_field, value)) if value is not None else None
+            if record is None:
+                continue
+            outcome = Outcome.CREATED if item.get("new") else Outcome.UPDATED
+            results[record.key] = RecordResult(record.key, outcome, str(item.get("id", "")))
+        for error in data.get("errors", []):
+            message = error.get("message") or error.get("category") or "rejected"
+            code = error.get("category", "")
+            for value in (error.get("context") or {}).get("ids", []):
+                record = by_value.get(_norm(match_field, value))
+                if record is not None and record.key not in results:
+                    outcome = Outcome.RETRY if code in _RETRYABLE else Outcome.REJECTED
+                    results[record.key] = RecordResult(record.key, outcome, "", message[:500], code)
+        for record in records:
+            # A record HubSpot neither confirmed nor rejected is not assumed delivered.
+            results.setdefault(
+                record.key,
+                RecordResult(record.key, Outcome.RETRY, "", "HubSpot did not report this record"),
+            )
+        return results
+
+    def delete(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        with_ids = [r for r in records if r.destination_id]
+        if with_ids:
+            self._post(
+                f"/crm/v3/objects/{object_name}/batch/archive",
+                {"inputs": [{"id": r.destination_id} for r in with_ids]},
+                what="batch archive",
+                records=len(with_ids),
+            )
+        return [
+            RecordResult(r.key, Outcome.DELETED, r.destination_id)
+            if r.destination_id
+            else RecordResult(r.key, Outcome.REJECTED, "", "no HubSpot id known to archive")
+            for r in records
+        ]
+
+
+_RETRYABLE = {"RATE_LIMITS", "TIMEOUT", "INTERNAL_ERROR"}
+
+
+def _norm(match_field: str, value) -> str:
+    text = str(value)
+    return text.lower() if match_field == "email" else text

@@ -1,0 +1,319 @@
+"""Mailchimp Marketing API v3: audience members by batch subscribe, never re-subscribing.
+
+Facts from ../shared/VENDORS.md §1: base ``https://{dc}.api.mailchimp.com/3.0`` with the dc
+after the "-" of the API key [M6][M7]; HTTP Basic with the key as password [M6]; batch
+subscribe ``POST /lists/{id}`` of at most 500 members, HTTP 200 even with rejected members,
+per-member ``errors[]`` [M8][M9]; members keyed by the MD5 of the lower-cased e-mail [M10];
+archive with ``DELETE .../members/{hash}``, never the permanent delete [M7]; merge fields
+listed at ``/lists/{id}/merge-fields`` [M20]; 429 and no rate headers [M1][M14].
+
+Opt-outs are honoured by construction: a member this sync has not confirmed before is first
+sent with ``update_existing: false`` (so an existing member, maybe unsubscribed, is never
+touched by a status), and members that exist are then updated without any ``status``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from integrations.connectors import register
+from integrations.connectors.base import (
+    Connector,
+    ConnectorConfig,
+    DestinationField,
+    DestinationObject,
+    Outcome,
+    OutRecord,
+    RateSpec,
+    RecordResult,
+)
+from integrations.errors import ConnectorError, ErrorKind
+
+MAX_MEMBERS = 500
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EXISTS_CODES = {"ERROR_CONTACT_EXISTS"}
+
+
+@dataclass(frozen=True)
+class MailchimpConfig(ConnectorConfig):
+    double_opt_in: bool = False  # new members start "pending" and get a confirmation e-mail
+
+
+def subscriber_hash(email: str) -> str:
+    return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
+
+
+@register
+class Mailchimp(Connector):
+    slug = "mailchimp"
+    label = "Mailchimp"
+    auth_kinds = ("api_key",)
+    secret_fields = {"api_key": ("api_key",)}
+    config_class = MailchimpConfig
+    objects = {
+        "members": DestinationObject(
+            "members",
+            "Audience members",
+            MAX_MEMBERS,
+            match_fields=("email_address",),
+            requires=("list_id",),
+            personal_data=True,
+        ),
+    }
+    default_rate = RateSpec(requests=10, per_seconds=1)  # 10 concurrent connections [M1]
+    allowed_hosts = ("*.api.mailchimp.com",)
+
+    def _key(self) -> str:
+        key = self.secrets.get("api_key", "")
+        if not key:
+            raise ConnectorError("Mailchimp: no API key stored", kind=ErrorKind.AUTH)
+        return key
+
+    def base_url(self) -> str:
+        key = self._key()
+        _, _, dc = key.rpartition("-")
+        if not dc or not re.fullmatch(r"[a-z]+[0-9]+", dc):
+            raise ConnectorError(
+                "Mailchimp: the API key should end with its data centre, e.g. '-us14'",
+                kind=ErrorKind.CONFIG,
+            )
+        return f"https://{dc}.api.mailchimp.com/3.0"
+
+    def _call(self, method: str, path: str, *, what: str, records: int = 0, **kwargs):
+        response = self.http.request(
+            method, self.url(path), auth=("mktintegration", self._key()), records=records, **kwargs
+        )
+        if response.status_code == 403 and not response.content:
+            # "429 or 403 with no JSON body" at high volume is throttling [M1][M4].
+            raise ConnectorError(
+                f"Mailchimp {what}: throttled (403, no body)",
+                kind=ErrorKind.RATE_LIMITED,
+                status=403,
+            )
+        self.raise_for_status(response, what)
+        return response
+
+    def test_connection(self) -> str:
+        response = self._call("GET", "/ping", what="test")
+        return f"Connected: {response.json().get('health_status', 'ok')}"
+
+    def list_fields(self, object_name: str, destination_config: dict) -> list[DestinationField]:
+        list_id = _list_id(destination_config)
+        fields = [
+            DestinationField("email_address", "E-mail address", "email", unique=True, required=True)
+        ]
+        offset = 0
+        while True:
+            response = self._call(
+                "GET",
+                f"/lists/{list_id}/merge-fields",
+                what="list merge fields",
+                params={"count": 100, "offset": offset},
+            )
+            data = response.json()
+            items = data.get("merge_fields", [])
+            fields += [
+                DestinationField(
+                    item["tag"],
+                    item.get("name") or item["tag"],
+                    item.get("type", "text"),
+                    required=bool(item.get("required")),
+                )
+                for item in items
+            ]
+            offset += len(items)
+            if not items or offset >= data.get("total_items", 0):
+                return fields
+
+    def validate_record(self, object_name: str, record: OutRecord) -> str | None:
+        if not _EMAIL.match(record.match_value or ""):
+            return f"{record.match_value!r} is not an e-mail address"
+        return None
+
+    def lookup(
+        self,
+        object_name: str,
+        match_values: list[str],
+        *,
+        match_field: str,
+        destination_config: dict,
+    ) -> dict[str, str]:
+        list_id = _list_id(destination_config)
+        found = {}
+        for email in match_values:
+            response = self.http.request(
+                "GET",
+                self.url(f"/lists/{list_id}/members/{subscriber_hash(email)}"),
+                auth=("mktintegration", self._key()),
+            )
+            if response.status_code == 404:
+                continue
+            self.raise_for_status(response, "look-up")
+            if response.json().get("status") != "archived":
+                found[email] = subscriber_hash(email)
+        return found
+
+    def _member(self, record: OutRecord, status: str | None) -> dict:
+        merge_fields = {k: _text(v) for k, v in record.payload.items() if k != "email_address"}
+        member = {"email_address": record.match_value, "merge_fields": merge_fields}
+        if status:
+            member["status"] = status
+        return member
+
+    def upsert(
+        self,
+        object_name: str,
+        records: list[OutRecord],
+        *,
+        mode: str,
+        match_field: str,
+        destination_config: dict,
+        idempotency_key: str,
+    ) -> list[RecordResult]:
+        list_id = _list_id(destination_config)
+        results: dict[str, RecordResult] = {}
+        new_status = "pending" if self.config.double_opt_in else "subscribed"
+        unknown = [r for r in records if not r.known_at_destination]
+        known = [r for r in records if r.known_at_destination]
+        if mode == "update_only":
+            existing = self.lookup(
+                object_name,
+                [r.match_value for r in unknown],
+                match_field=match_field,
+                destination_config=destination_config,
+            )
+            for record in unknown:
+                if record.match_value in existing:
+                    known.append(record)
+                else:
+                    results[record.key] = RecordResult(
+                        record.key,
+                        Outcome.UNCHANGED,
+                        "",
+                        "not in the audience; update-only adds no one",
+                    )
+            unknown = []
+        if unknown:
+            # New to us: add with a status, never touching an existing member's status.
+            first = self._batch(
+                list_id,
+                [self._member(r, new_status) for r in unknown],
+                update_existing=False,
+                idempotency_key=idempotency_key,
+            )
+            for record, outcome, message, code in _outcomes(unknown, first):
+                if code in _EXISTS_CODES or "already a list member" in message:
+                    if mode == "create_only":
+                        results[record.key] = RecordResult(
+                            record.key,
+                            Outcome.UNCHANGED,
+                            subscriber_hash(record.match_value),
+                            "already in the audience; create-only leaves it alone",
+                        )
+                    else:
+                        known.append(record)
+                else:
+                    results[record.key] = RecordResult(
+                        record.key, outcome, subscriber_hash(record.match_value), message, code
+                    )
+        if known and mode != "create_only":
+            # Members that exist: merge fields only, no status (opt-outs stay opted out).
+            second = self._batch(
+                list_id,
+                [self._member(r, None) for r in known],
+                update_existing=True,
+                idempotency_key=idempotency_key,
+            )
+            for record, outcome, message, code in _outcomes(known, second):
+                results[record.key] = RecordResult(
+                    record.key, outcome, subscriber_hash(record.match_value), message, code
+                )
+        elif known:
+            for record in known:
+                results.setdefault(
+                    record.key,
+                    RecordResult(
+                        record.key,
+                        Outcome.UNCHANGED,
+                        subscriber_hash(record.match_value),
+                        "create-only: already sent before",
+                    ),
+                )
+        return [results[r.key] for r in records]
+
+    def _batch(
+        self, list_id: str, members: list[dict], *, update_existing: bool, idempotency_key: str
+    ) -> dict:
+        response = self._call(
+            "POST",
+            f"/lists/{list_id}",
+            what="batch subscribe",
+            records=len(members),
+            json={"members": members, "update_existing": update_existing},
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
+            idempotency_key=idempotency_key,
+        )
+        return response.json()
+
+    def delete(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        list_id = _list_id(destination_config)
+        results = []
+        for record in records:
+            response = self.http.request(
+                "DELETE",
+                self.url(f"/lists/{list_id}/members/{subscriber_hash(record.match_value)}"),
+                auth=("mktintegration", self._key()),
+                records=1,
+            )
+            if response.status_code == 404:
+                results.append(RecordResult(record.key, Outcome.DELETED, "", "already gone"))
+                continue
+            self.raise_for_status(response, "archive")
+            results.append(
+                RecordResult(record.key, Outcome.DELETED, subscriber_hash(record.match_value))
+            )
+        return results
+
+
+def _list_id(destination_config: dict) -> str:
+    list_id = (destination_config or {}).get("list_id")
+    if not list_id:
+        raise ConnectorError("Mailchimp: the sync has no audience (list_id)", kind=ErrorKind.CONFIG)
+    return str(list_id)
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _outcomes(records: list[OutRecord], data: dict):
+    """Pair each record with Mailchimp's answer for its e-mail address."""
+    by_email = {r.match_value.lower(): r for r in records}
+    seen = set()
+    for member in data.get("new_members", []):
+        record = by_email.get(str(member.get("email_address", "")).lower())
+        if record and record.key not in seen:
+            seen.add(record.key)
+            yield record, Outcome.CREATED, "", ""
+    for member in data.get("updated_members", []):
+        record = by_email.get(str(member.get("email_address", "")).lower())
+        if record and record.key not in seen:
+            seen.add(record.key)
+            yield record, Outcome.UPDATED, "", ""
+    for error in data.get("errors", []):
+        record = by_email.get(str(error.get("email_address", "")).lower())
+        if record and record.key not in seen:
+            seen.add(record.key)
+            message = str(error.get("error") or "rejected")[:500]
+            yield record, Outcome.REJECTED, message, str(error.get("error_code") or "")
+    for record in records:
+        if record.key not in seen:
+            yield record, Outcome.RETRY, "Mailchimp did not report this member", ""

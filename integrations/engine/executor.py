@@ -1,0 +1,377 @@
+"""Deliver and commit one batch.
+
+The records are read from the source again and gated again (consent and region are checked
+at send time, failing closed), sent through the connector under the connection's shared rate
+budget, and each record's result is committed to the ledger in one transaction, after the
+destination answered. A record the destination did not confirm is never marked synced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.connectors.base import Outcome, OutRecord, RecordResult
+from integrations.engine.planner import Decision, SyncContext
+from integrations.engine.ratelimit import RateBudget, RateWaitTooLong
+from integrations.errors import ConnectorError, ErrorKind
+from integrations.http import HttpClient
+from integrations.models import (
+    ConnectionStatus,
+    DeadLetter,
+    LedgerEntry,
+    LedgerStatus,
+    SyncBatch,
+    SyncRun,
+)
+from integrations.models.runs import BatchStatus
+
+MAX_BACKOFF = 900.0
+
+
+@dataclass
+class BatchResult:
+    """What happened to a batch, for the run's counters and for rescheduling."""
+
+    counts: Counter = field(default_factory=Counter)
+    retry_in: float | None = None  # requeue the same batch after this many seconds
+    new_batches: list[int] = field(default_factory=list)  # split off (bisection)
+    pause_reason: str = ""
+    api_calls: int = 0
+    rate_limited: int = 0
+    waiting_job: bool = False
+
+
+def idempotency_key(sync_id: int, key: str, payload_hash: str) -> str:
+    return hashlib.sha256(f"{sync_id}:{key}:{payload_hash}".encode()).hexdigest()[:32]
+
+
+def backoff_seconds(attempt: int) -> float:
+    base = settings.MKT_SYNC_RETRY_BASE_SECONDS * (2 ** max(attempt - 1, 0))
+    return min(base * random.uniform(0.5, 1.5), MAX_BACKOFF)  # noqa: S311 (jitter, not crypto)
+
+
+def make_connector(ctx: SyncContext):
+    connection = ctx.sync.connection
+    spec = ctx.connector_cls.default_rate
+    if connection.rate_limit_requests and connection.rate_limit_seconds:
+        spec = type(spec)(connection.rate_limit_requests, connection.rate_limit_seconds)
+    http = HttpClient(
+        vendor=ctx.connector_cls.slug,
+        connection_id=connection.pk,
+        allowed_hosts=ctx.connector_cls.allowed_hosts,
+        throttle=RateBudget(connection_id=connection.pk, spec=spec),
+    )
+    return ctx.connector_cls(connection=connection, secrets=connection.get_credentials(), http=http)
+
+
+class BatchDelivery:
+    def __init__(self, batch: SyncBatch):
+        self.batch = batch
+        self.run = batch.run
+        self.sync = batch.run.sync
+        self.ctx = SyncContext.load(self.sync)
+        self.result = BatchResult()
+        self.entries = {e.pk: e for e in LedgerEntry.objects.filter(pk__in=batch.entry_ids)}
+
+    def deliver(self) -> BatchResult:
+        if self.sync.paused or not self.sync.enabled:
+            self._leave_pending(f"sync paused: {self.sync.pause_reason or 'disabled'}")
+            return self.result
+        connector = self.connector = make_connector(self.ctx)
+        try:
+            if self.batch.kind == "delete":
+                self._commit(self._delete(connector), {})
+            else:
+                self._upsert(connector)
+        except RateWaitTooLong as exc:
+            self.result.retry_in = exc.wait
+        except ConnectorError as exc:
+            self._handle_error(exc)
+        finally:
+            connector.http.close()
+        return self.result
+
+    def _collect_calls(self) -> None:
+        connector = getattr(self, "connector", None)
+        if connector is not None:
+            self.result.api_calls, self.result.rate_limited = (
+                connector.http.calls,
+                connector.http.rate_limited,
+            )
+
+    # --- upsert ------------------------------------------------------------------------------
+    def _upsert(self, connector) -> None:
+        entries = list(self.entries.values())
+        rows = self.ctx.reader.by_keys([e.record_key for e in entries])
+        local: dict[int, tuple[str, str]] = {}
+        sending: list[tuple[LedgerEntry, Decision]] = []
+        for entry in entries:
+            row = rows.get(entry.record_key)
+            if row is None:
+                local[entry.pk] = ("invalid", "left the source before delivery")
+                continue
+            decision = self.ctx.decide(row, None, None, connector)
+            if decision.bucket != "send":
+                local[entry.pk] = (decision.bucket, decision.reason)
+                continue
+            sending.append((entry, decision))
+        self._record_intent(sending)
+        results: dict[str, RecordResult] = {}
+        if sending:
+            records = [
+                OutRecord(
+                    key=entry.record_key,
+                    match_value=decision.match_value,
+                    payload=decision.payload,
+                    destination_id=entry.destination_id,
+                    known_at_destination=bool(entry.payload_hash),
+                )
+                for entry, decision in sending
+            ]
+            batch_key = hashlib.sha256(
+                ",".join(entry.idempotency_key for entry, _ in sending).encode()
+            ).hexdigest()[:32]
+            for outcome in connector.upsert(
+                self.sync.destination_object,
+                records,
+                mode=self.sync.mode,
+                match_field=self.sync.match_destination_field,
+                destination_config=self.sync.destination_config,
+                idempotency_key=batch_key,
+            ):
+                results[outcome.key] = outcome
+        self._commit(results, local, decisions={e.pk: d for e, d in sending})
+
+    def _record_intent(self, sending) -> None:
+        """Before a write that may create, note the intent and the key (exactly once)."""
+        changed = []
+        for entry, decision in sending:
+            entry.idempotency_key = idempotency_key(
+                self.sync.pk, entry.record_key, decision.payload_hash
+            )
+            entry.sent_hash = decision.payload_hash
+            if not entry.payload_hash and entry.status != LedgerStatus.INTENT_CREATE:
+                entry.status = LedgerStatus.INTENT_CREATE
+            changed.append(entry)
+        if changed:
+            LedgerEntry.objects.bulk_update(changed, ["idempotency_key", "sent_hash", "status"])
+
+    # --- delete ------------------------------------------------------------------------------
+    def _delete(self, connector) -> dict[str, RecordResult]:
+        records = [
+            OutRecord(e.record_key, e.match_value, {}, e.destination_id, True)
+            for e in self.entries.values()
+        ]
+        return {
+            r.key: r
+            for r in connector.delete(
+                self.sync.destination_object,
+                records,
+                destination_config=self.sync.destination_config,
+            )
+        }
+
+    # --- errors ------------------------------------------------------------------------------
+    def _handle_error(self, exc: ConnectorError) -> None:
+        if exc.kind == ErrorKind.RATE_LIMITED:
+            self.result.retry_in = exc.retry_after or 10.0  # a 429 costs no attempt
+            return
+        if exc.kind in (ErrorKind.AUTH, ErrorKind.CONFIG):
+            self.result.pause_reason = f"{exc.kind.value}: {exc.message}"
+            self._leave_pending(exc.message)
+            return
+        if exc.kind == ErrorKind.PERMANENT and len(self.entries) > 1:
+            self._bisect()
+            return
+        if exc.kind == ErrorKind.PERMANENT:
+            only = next(iter(self.entries.values()))
+            self._commit(
+                {
+                    only.record_key: RecordResult(
+                        only.record_key, Outcome.REJECTED, "", exc.message, str(exc.status or "")
+                    )
+                },
+                {},
+            )
+            return
+        # Transient: back off and retry the batch, up to the attempt limit.
+        if self.batch.attempt + 1 < settings.MKT_SYNC_BATCH_ATTEMPTS:
+            self.batch.attempt += 1
+            self.batch.error = exc.message[:1000]
+            self.result.retry_in = backoff_seconds(self.batch.attempt)
+            return
+        self._commit(
+            {
+                e.record_key: RecordResult(e.record_key, Outcome.RETRY, "", exc.message)
+                for e in self.entries.values()
+            },
+            {},
+            exhausted=True,
+        )
+
+    def _bisect(self) -> None:
+        """A whole batch refused: split it to find the record(s) at fault."""
+        ids = list(self.entries)
+        half = len(ids) // 2
+        with transaction.atomic():
+            new = SyncBatch.objects.bulk_create(
+                [
+                    SyncBatch(run=self.run, kind=self.batch.kind, entry_ids=part)
+                    for part in (ids[:half], ids[half:])
+                ]
+            )
+            self.result.new_batches = [b.pk for b in new]
+            self._finish_batch()
+
+    def _leave_pending(self, reason: str) -> None:
+        """Records stay pending in the ledger (planned again next run); counted as failed now."""
+        with transaction.atomic():
+            LedgerEntry.objects.filter(pk__in=list(self.entries)).update(last_error=reason[:1000])
+            self.result.counts["failed"] += len(self.entries)
+            self._finish_batch()
+
+    # --- commit ------------------------------------------------------------------------------
+    def _commit(
+        self,
+        results: dict[str, RecordResult],
+        local: dict[int, tuple[str, str]],
+        decisions: dict | None = None,
+        exhausted: bool = False,
+    ) -> None:
+        decisions = decisions or {}
+        now = timezone.now()
+        counts = self.result.counts
+        dead_letters = []
+        with transaction.atomic():
+            for entry in self.entries.values():
+                if entry.pk in local:
+                    bucket, reason = local[entry.pk]
+                    counts[bucket] += 1
+                    entry.status, entry.last_error = LedgerStatus.SKIPPED, reason[:1000]
+                    continue
+                result = results.get(entry.record_key)
+                decision = decisions.get(entry.pk)
+                if result is None:
+                    result = RecordResult(entry.record_key, Outcome.RETRY, "", "no result")
+                self._apply(entry, result, decision, now, counts, dead_letters, exhausted)
+            LedgerEntry.objects.bulk_update(
+                list(self.entries.values()),
+                [
+                    "status",
+                    "payload_hash",
+                    "plan_hash",
+                    "destination_id",
+                    "created_by_sync",
+                    "attempts",
+                    "last_error",
+                    "synced_at",
+                    "updated_at",
+                ],
+            )
+            DeadLetter.objects.bulk_create(dead_letters)
+            self._finish_batch()
+
+    def _apply(self, entry, result, decision, now, counts, dead_letters, exhausted) -> None:
+        outcome = result.outcome
+        if outcome in (Outcome.CREATED, Outcome.UPDATED):
+            counts[outcome.value] += 1
+            entry.status = LedgerStatus.SYNCED
+            entry.payload_hash = decision.payload_hash if decision else entry.sent_hash
+            entry.plan_hash = decision.plan_hash if decision else entry.plan_hash
+            entry.destination_id = result.destination_id or entry.destination_id
+            entry.created_by_sync = entry.created_by_sync or outcome == Outcome.CREATED
+            entry.attempts, entry.last_error, entry.synced_at = 0, "", now
+        elif outcome == Outcome.UNCHANGED:
+            counts["unchanged"] += 1
+            entry.last_error = result.message[:1000]
+            if result.destination_id:
+                entry.status = LedgerStatus.SYNCED
+                entry.destination_id = result.destination_id
+                entry.payload_hash = decision.payload_hash if decision else entry.payload_hash
+                entry.synced_at = now
+            else:
+                entry.status = LedgerStatus.SKIPPED
+            if decision:
+                entry.plan_hash = decision.plan_hash
+        elif outcome == Outcome.DELETED:
+            counts["deleted"] += 1
+            entry.status, entry.synced_at, entry.last_error = LedgerStatus.DELETED, now, ""
+        else:
+            entry.attempts += 1
+            entry.last_error = result.message[:1000]
+            final = (
+                outcome == Outcome.REJECTED or entry.attempts >= settings.MKT_SYNC_RECORD_ATTEMPTS
+            )
+            if final:
+                counts["dead_lettered"] += 1
+                entry.status = LedgerStatus.DEAD
+                if decision:
+                    entry.plan_hash = decision.plan_hash
+                dead_letters.append(
+                    DeadLetter(
+                        sync=self.sync,
+                        entry=entry,
+                        run=self.run,
+                        record_key=entry.record_key,
+                        payload=(decision.payload if decision else {}),
+                        error=result.message or "rejected",
+                        error_code=result.code[:100],
+                        attempts=entry.attempts,
+                    )
+                )
+            else:
+                counts["failed" if exhausted else "rejected"] += 1
+                entry.status = LedgerStatus.FAILED
+
+    def _finish_batch(self) -> None:
+        """Mark the batch done and add its counts to the run, in the caller's transaction."""
+        self._collect_calls()
+        self.batch.status = BatchStatus.DONE
+        self.batch.heartbeat_at = timezone.now()
+        self.batch.save(update_fields=["status", "heartbeat_at", "attempt", "error"])
+        run_counters_add(self.run.pk, self.result)
+
+    def requeue(self) -> None:
+        """Back in the queue after ``result.retry_in`` seconds (the caller sends the task)."""
+        self._collect_calls()
+        with transaction.atomic():
+            SyncBatch.objects.filter(pk=self.batch.pk).update(
+                status=BatchStatus.QUEUED,
+                attempt=self.batch.attempt,
+                error=self.batch.error,
+                not_before=timezone.now() + timedelta(seconds=self.result.retry_in or 0),
+            )
+            SyncRun.objects.filter(pk=self.run.pk).update(
+                api_calls=F("api_calls") + self.result.api_calls,
+                rate_limited=F("rate_limited") + self.result.rate_limited,
+                heartbeat_at=timezone.now(),
+            )
+
+
+def connection_mark_failed(connection, *, auth: bool, message: str) -> None:
+    type(connection).objects.filter(pk=connection.pk).update(
+        status=ConnectionStatus.AUTH_FAILED if auth else ConnectionStatus.FAILING,
+        last_error=message[:2000],
+        last_checked_at=timezone.now(),
+    )
+
+
+def run_counters_add(run_id: int, result: BatchResult) -> None:
+    updates = {name: F(name) + count for name, count in result.counts.items() if count}
+    SyncRun.objects.filter(pk=run_id).update(
+        batches_done=F("batches_done") + 1,
+        batches_total=F("batches_total") + len(result.new_batches),
+        api_calls=F("api_calls") + result.api_calls,
+        rate_limited=F("rate_limited") + result.rate_limited,
+        heartbeat_at=timezone.now(),
+        **updates,
+    )

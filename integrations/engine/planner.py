@@ -1,0 +1,340 @@
+"""Plan: which records a run must send, and why every other record is left alone.
+
+Candidates are the source rows that may have changed since the sync's watermark (minus a
+look-back window), plus every ledger entry still pending or failed, plus (mirror) records
+this sync created that left the source. Each candidate is mapped, hashed, gated, and diffed
+against the ledger; it lands in exactly one bucket with a reason. The cost grows with what
+changed, not with the table: unchanged rows are not even read on an incremental plan.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from exports.datasets import dataset_get
+from exports.query import export_query_parse
+from integrations.connectors import connector_class
+from integrations.connectors.base import OutRecord
+from integrations.engine.source import SourceReader
+from integrations.mapping import build_payload, compile_mappings, source_fields, stable_hash
+from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncBatch, SyncRun
+
+PREVIEW_PAYLOADS = 20
+RETRY_STATUSES = (LedgerStatus.PENDING, LedgerStatus.FAILED, LedgerStatus.INTENT_CREATE)
+
+
+@dataclass
+class Decision:
+    key: str
+    bucket: str  # "send", "unchanged", "invalid", "suppressed", "blocked"
+    reason: str = ""
+    payload: dict[str, Any] | None = None
+    match_value: str = ""
+    payload_hash: str = ""
+    plan_hash: str = ""
+
+
+@dataclass
+class SyncContext:
+    """Everything about a sync the planner and the executor need, resolved once."""
+
+    sync: Sync
+    dataset: Any
+    connector_cls: Any
+    destination: Any
+    compiled: list
+    reader: SourceReader
+
+    @classmethod
+    def load(cls, sync: Sync) -> SyncContext:
+        dataset = dataset_get(sync.dataset)
+        connector_cls = connector_class(sync.connection.vendor)
+        compiled = compile_mappings(list(sync.mappings.all()), dataset)
+        extra = [dataset.key, sync.match_source_field]
+        if dataset.region_field in dataset.field_names:
+            extra.append(dataset.region_field)
+        base = export_query_parse(dataset, sync.filters or {}, allow_cursor=False)
+        reader = SourceReader(
+            base, source_fields(compiled, extra), consent_purpose=sync.consent_purpose
+        )
+        return cls(
+            sync,
+            dataset,
+            connector_cls,
+            connector_cls.objects[sync.destination_object],
+            compiled,
+            reader,
+        )
+
+    def decide(
+        self,
+        row: dict[str, Any],
+        entry: LedgerEntry | None,
+        duplicate_of: str | None,
+        connector=None,
+    ) -> Decision:
+        """Map, hash and gate one source row against its ledger entry."""
+        sync = self.sync
+        key = str(row["_key"])
+        payload = build_payload(self.compiled, row)
+        match_value = row.get(sync.match_source_field)
+        match_value = "" if match_value is None else str(match_value).strip()
+        if sync.match_destination_field not in payload:
+            payload[sync.match_destination_field] = match_value
+        payload_hash = stable_hash(
+            sync.destination_object, sync.match_destination_field, match_value, payload
+        )
+        gate = self._gate(row, match_value, duplicate_of, connector, key, payload)
+        plan_hash = stable_hash(payload_hash, gate)
+        decision = Decision(key, "send", "", payload, match_value, payload_hash, plan_hash)
+        if gate:
+            decision.bucket, decision.reason = gate
+        if entry is not None:
+            if (
+                decision.bucket == "send"
+                and entry.status == LedgerStatus.SYNCED
+                and entry.payload_hash == payload_hash
+            ):
+                decision.bucket, decision.reason = "unchanged", "destination already has it"
+            elif (
+                entry.status in (LedgerStatus.SKIPPED, LedgerStatus.DEAD)
+                and entry.plan_hash == plan_hash
+            ):
+                decision.bucket = "unchanged"
+                decision.reason = (
+                    "dead-lettered; replay it to retry"
+                    if entry.status == LedgerStatus.DEAD
+                    else f"still not sendable: {entry.last_error}"
+                )
+        return decision
+
+    def _gate(self, row, match_value, duplicate_of, connector, key, payload):
+        sync = self.sync
+        if not match_value:
+            return ("invalid", f"no value in {sync.match_source_field} (the match key)")
+        if duplicate_of:
+            return (
+                "invalid",
+                f"{sync.match_source_field} {match_value!r} is also record {duplicate_of}'s",
+            )
+        if connector is not None:
+            reason = connector.validate_record(
+                sync.destination_object, OutRecord(key, match_value, payload)
+            )
+            if reason:
+                return ("invalid", reason)
+        allowed = sync.connection.allowed_regions
+        region = row.get(self.dataset.region_field)
+        if allowed and region not in allowed:
+            return ("blocked", f"region {region or 'unknown'} may not be sent to this connection")
+        if sync.consent_purpose:
+            consent = row.get("_consent")
+            if consent != "granted":
+                return (
+                    "suppressed",
+                    f"no {sync.consent_purpose} consent ({consent or 'never given'})",
+                )
+        return None
+
+
+@dataclass
+class PlanResult:
+    counts: Counter = field(default_factory=Counter)
+    send_ids: list[int] = field(default_factory=list)
+    delete_ids: list[int] = field(default_factory=list)
+    preview: list[dict] = field(default_factory=list)
+    watermark: Any = None
+
+    @property
+    def planned(self) -> int:
+        return sum(self.counts.values()) + len(self.send_ids) + len(self.delete_ids)
+
+
+def _connector_for_validation(ctx: SyncContext):
+    # validate_record needs no network; build the connector without credentials.
+    return ctx.connector_cls(connection=ctx.sync.connection, secrets={})
+
+
+class Planner:
+    def __init__(self, run: SyncRun, *, dry_run: bool = False, heartbeat=None):
+        self.run = run
+        self.sync = run.sync
+        self.ctx = SyncContext.load(self.sync)
+        self.dry_run = dry_run
+        self.heartbeat = heartbeat or (lambda: None)
+        self.result = PlanResult()
+        self.connector = _connector_for_validation(self.ctx)
+        self.seen: set[str] = set()
+        self.match_owner: dict[str, str] = {}
+        self.mirror_guard_tripped = False
+
+    def plan(self) -> PlanResult:
+        sync = self.sync
+        full = (
+            self.run.full_plan
+            or sync.source_watermark is None
+            or sync.planned_config_version != sync.config_version
+        )
+        since = None if full else sync.source_watermark - timedelta(minutes=sync.lookback_minutes)
+        started = timezone.now()
+        empty_ledger = not LedgerEntry.objects.filter(sync=sync).exists()
+        for rows in self.ctx.reader.changed(since):
+            self._plan_rows(rows, skip_ledger=empty_ledger)
+            self.heartbeat()
+        self._plan_leftovers()
+        if sync.mode == "mirror":
+            self._plan_deletes()
+        self.result.watermark = started
+        return self.result
+
+    def _ledger(self, keys: list[str]) -> dict[str, LedgerEntry]:
+        return {
+            e.record_key: e for e in LedgerEntry.objects.filter(sync=self.sync, record_key__in=keys)
+        }
+
+    def _taken_match_values(self, values: list[str], keys: list[str]) -> dict[str, str]:
+        """Match values already confirmed at the destination for another record."""
+        rows = (
+            LedgerEntry.objects.filter(
+                sync=self.sync, match_value__in=values, status=LedgerStatus.SYNCED
+            )
+            .exclude(record_key__in=keys)
+            .values_list("match_value", "record_key")
+        )
+        return dict(rows)
+
+    def _plan_rows(self, rows: list[dict], *, skip_ledger: bool = False) -> None:
+        keys = [str(row["_key"]) for row in rows]
+        ledger = {} if skip_ledger else self._ledger(keys)
+        match_values = [str(row.get(self.sync.match_source_field) or "").strip() for row in rows]
+        taken = (
+            {} if skip_ledger else self._taken_match_values([v for v in match_values if v], keys)
+        )
+        decisions = []
+        for row, key, value in zip(rows, keys, match_values, strict=True):
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            owner = taken.get(value) or self.match_owner.get(value) if value else None
+            if value and value not in self.match_owner:
+                self.match_owner[value] = key
+            decisions.append(self.ctx.decide(row, ledger.get(key), owner, self.connector))
+        self._record(decisions, ledger)
+
+    def _plan_leftovers(self) -> None:
+        """Entries still pending or failed whose rows did not change: plan them again."""
+        leftovers = list(
+            LedgerEntry.objects.filter(sync=self.sync, status__in=RETRY_STATUSES).values_list(
+                "record_key", flat=True
+            )
+        )
+        todo = [key for key in leftovers if key not in self.seen]
+        for start in range(0, len(todo), 1000):
+            chunk = todo[start : start + 1000]
+            rows = self.ctx.reader.by_keys(chunk)
+            gone = [key for key in chunk if key not in rows]
+            if rows:
+                self._plan_rows(list(rows.values()))
+            if gone:
+                self._record(
+                    [
+                        Decision(key, "invalid", "no longer in the source (or its filter)")
+                        for key in gone
+                    ],
+                    self._ledger(gone),
+                )
+                self.seen.update(gone)
+
+    def _plan_deletes(self) -> None:
+        present = self.ctx.reader.all_keys()
+        entries = LedgerEntry.objects.filter(
+            sync=self.sync, created_by_sync=True, status=LedgerStatus.SYNCED
+        ).values_list("id", "record_key")
+        gone = [(entry_id, key) for entry_id, key in entries if key not in present]
+        if not gone:
+            return
+        created = (
+            LedgerEntry.objects.filter(sync=self.sync, created_by_sync=True)
+            .exclude(status=LedgerStatus.DELETED)
+            .count()
+        )
+        limit = self.sync.mirror_max_delete_share * created
+        if len(gone) > limit:
+            self.result.counts["blocked"] += len(gone)
+            self.run.error = (
+                f"Mirror delete guard: {len(gone)} of the {created} records this sync created "
+                f"left the source, more than the allowed {self.sync.mirror_max_delete_share:.0%}. "
+                "Nothing was archived; check the source, or raise the share on the sync."
+            )
+            self.mirror_guard_tripped = True
+            return
+        self.result.delete_ids.extend(entry_id for entry_id, _ in gone)
+
+    def _record(self, decisions: list[Decision], ledger: dict[str, LedgerEntry]) -> None:
+        result = self.result
+        if self.dry_run:
+            # Preview: counts and the first payloads; nothing is written or sent.
+            for d in decisions:
+                if len(result.preview) < PREVIEW_PAYLOADS and d.bucket != "unchanged":
+                    shown = {"key": d.key, "bucket": d.bucket, "match": d.match_value}
+                    shown.update(
+                        {"payload": d.payload} if d.bucket == "send" else {"reason": d.reason}
+                    )
+                    result.preview.append(shown)
+                result.counts["would_send" if d.bucket == "send" else d.bucket] += 1
+            return
+        new, changed = [], []
+        for d in decisions:
+            entry = ledger.get(d.key)
+            if d.bucket == "unchanged":
+                result.counts["unchanged"] += 1
+                continue
+            if d.bucket != "send":
+                result.counts[d.bucket] += 1
+            status = LedgerStatus.PENDING if d.bucket == "send" else LedgerStatus.SKIPPED
+            if entry is None:
+                new.append(
+                    LedgerEntry(
+                        sync=self.sync,
+                        record_key=d.key,
+                        status=status,
+                        plan_hash=d.plan_hash,
+                        match_value=d.match_value[:255],
+                        last_error=d.reason,
+                    )
+                )
+                continue
+            if entry.status == LedgerStatus.INTENT_CREATE and d.bucket == "send":
+                status = LedgerStatus.INTENT_CREATE  # the executor looks it up before creating
+            entry.status, entry.plan_hash, entry.last_error = status, d.plan_hash, d.reason
+            if d.match_value:
+                entry.match_value = d.match_value[:255]
+            changed.append(entry)
+        with transaction.atomic():
+            LedgerEntry.objects.bulk_create(new, batch_size=2000)
+            LedgerEntry.objects.bulk_update(
+                changed,
+                ["status", "plan_hash", "last_error", "match_value", "updated_at"],
+                batch_size=2000,
+            )
+        for entry in new + changed:
+            if entry.status in (LedgerStatus.PENDING, LedgerStatus.INTENT_CREATE):
+                result.send_ids.append(entry.pk)
+
+
+def batches_create(run: SyncRun, result: PlanResult, max_batch: int) -> list[SyncBatch]:
+    batches = [
+        SyncBatch(run=run, kind="upsert", entry_ids=result.send_ids[i : i + max_batch])
+        for i in range(0, len(result.send_ids), max_batch)
+    ]
+    batches += [
+        SyncBatch(run=run, kind="delete", entry_ids=result.delete_ids[i : i + max_batch])
+        for i in range(0, len(result.delete_ids), max_batch)
+    ]
+    return SyncBatch.objects.bulk_create(batches, batch_size=1000)

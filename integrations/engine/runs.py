@@ -1,0 +1,195 @@
+"""A run's life: claim, plan, dispatch batches, count, finish; and the reaper.
+
+Every step is a database transition guarded by one atomic UPDATE on the current status, so a
+task delivered twice (Redis redelivery, the reaper) does nothing the second time. The broker
+only rings the bell; the rows say what is to be done (docs/adr/0001).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from exports.query import ExportInputError
+from integrations.engine.executor import BatchDelivery, connection_mark_failed
+from integrations.engine.planner import Planner, batches_create
+from integrations.mapping import MappingError
+from integrations.models import RunStatus, Sync, SyncBatch, SyncRun
+from integrations.models.runs import BatchStatus
+
+log = logging.getLogger(__name__)
+MAX_RUN_ATTEMPTS = 3
+
+
+def _dispatch_run(run_id: int) -> None:
+    from integrations.tasks import run_sync_task
+
+    transaction.on_commit(lambda: run_sync_task.delay(run_id=run_id))
+
+
+def _dispatch_batches(batch_ids: list[int], countdown: float = 0) -> None:
+    from integrations.tasks import deliver_batch_task
+
+    def send():
+        for batch_id in batch_ids:
+            deliver_batch_task.apply_async(kwargs={"batch_id": batch_id}, countdown=countdown)
+
+    transaction.on_commit(send)
+
+
+def run_claim(run_id: int) -> SyncRun | None:
+    now = timezone.now()
+    claimed = SyncRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.PLANNING, started_at=now, heartbeat_at=now
+    )
+    return SyncRun.objects.select_related("sync__connection").get(pk=run_id) if claimed else None
+
+
+def run_execute(*, run_id: int) -> None:
+    """Plan a queued run and send its batches (the run task)."""
+    run = run_claim(run_id)
+    if run is None:
+        return
+    sync = run.sync
+    if sync.paused or not sync.enabled:
+        _run_end(run, RunStatus.SKIPPED, error=f"sync is paused: {sync.pause_reason or 'disabled'}")
+        return
+
+    def heartbeat():
+        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+
+    try:
+        planner = Planner(run, heartbeat=heartbeat)
+        result = planner.plan()
+    except (MappingError, ExportInputError, KeyError) as exc:
+        reason = f"configuration error: {exc}"
+        sync_pause(sync=sync, reason=reason)
+        _run_end(run, RunStatus.FAILED, error=reason)
+        return
+    max_batch = planner.ctx.destination.max_batch
+    with transaction.atomic():
+        batches = batches_create(run, result, max_batch)
+        SyncRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.DELIVERING if batches else run.status,
+            planned=result.planned,
+            batches_total=len(batches),
+            heartbeat_at=timezone.now(),
+            error=run.error,
+            **{bucket: count for bucket, count in result.counts.items()},
+        )
+        Sync.objects.filter(pk=sync.pk).update(
+            source_watermark=result.watermark, planned_config_version=run.config_version
+        )
+        _dispatch_batches([b.pk for b in batches])
+    if planner.mirror_guard_tripped:
+        log.warning("sync %s: %s", sync.pk, run.error)
+        from integrations.alerts import alert_mirror_guard
+
+        alert_mirror_guard(sync=sync, run=run)
+    if not batches:
+        SyncRun.objects.filter(pk=run.pk).update(status=RunStatus.DELIVERING)
+        run_finish_if_done(run.pk)
+
+
+def batch_claim(batch_id: int) -> SyncBatch | None:
+    now = timezone.now()
+    claimed = (
+        SyncBatch.objects.filter(pk=batch_id, status=BatchStatus.QUEUED)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now + timedelta(seconds=1)))
+        .update(status=BatchStatus.RUNNING, heartbeat_at=now)
+    )
+    if not claimed:
+        return None
+    return SyncBatch.objects.select_related("run__sync__connection").get(pk=batch_id)
+
+
+def batch_execute(*, batch_id: int) -> None:
+    """Deliver one batch (the batch task)."""
+    batch = batch_claim(batch_id)
+    if batch is None:
+        return
+    delivery = BatchDelivery(batch)
+    result = delivery.deliver()
+    if result.retry_in is not None:
+        delivery.requeue()
+        _dispatch_batches([batch.pk], countdown=result.retry_in)
+        return
+    if result.new_batches:
+        _dispatch_batches(result.new_batches)
+    if result.pause_reason:
+        sync = batch.run.sync
+        sync_pause(sync=sync, reason=result.pause_reason)
+        connection_mark_failed(
+            sync.connection,
+            auth=result.pause_reason.startswith("auth"),
+            message=result.pause_reason,
+        )
+    run_finish_if_done(batch.run_id)
+
+
+def run_finish_if_done(run_id: int) -> None:
+    run = SyncRun.objects.select_related("sync").get(pk=run_id)
+    if run.status != RunStatus.DELIVERING or run.batches_done < run.batches_total:
+        return
+    if run.sync.paused:
+        status = RunStatus.PAUSED
+    elif run.failed or run.rejected or run.dead_lettered:
+        status = RunStatus.PARTIAL
+    else:
+        status = RunStatus.SUCCEEDED
+    SyncRun.objects.filter(pk=run_id, status=RunStatus.DELIVERING).update(
+        status=status, finished_at=timezone.now()
+    )
+
+
+def _run_end(run: SyncRun, status: str, *, error: str = "") -> None:
+    SyncRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now(), error=error)
+
+
+def sync_pause(*, sync: Sync, reason: str) -> None:
+    Sync.objects.filter(pk=sync.pk).update(paused=True, pause_reason=reason[:2000])
+    sync.paused, sync.pause_reason = True, reason
+
+
+def runs_reap() -> dict[str, int]:
+    """Put back work whose worker died or whose message was lost (beat: every minute)."""
+    stale = timezone.now() - timedelta(seconds=settings.MKT_RUN_STALE_SECONDS)
+    counts = {"runs": 0, "batches": 0, "failed": 0}
+    for run in SyncRun.objects.filter(status=RunStatus.PLANNING, heartbeat_at__lt=stale):
+        if run.attempt + 1 >= MAX_RUN_ATTEMPTS:
+            if SyncRun.objects.filter(pk=run.pk, status=RunStatus.PLANNING).update(
+                status=RunStatus.FAILED,
+                finished_at=timezone.now(),
+                error="planning stopped responding three times",
+            ):
+                counts["failed"] += 1
+            continue
+        if SyncRun.objects.filter(
+            pk=run.pk, status=RunStatus.PLANNING, heartbeat_at__lt=stale
+        ).update(status=RunStatus.QUEUED, attempt=run.attempt + 1):
+            counts["runs"] += 1
+            _dispatch_run(run.pk)
+    lost_runs = SyncRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=stale).values_list(
+        "pk", flat=True
+    )
+    for run_id in lost_runs:
+        counts["runs"] += 1
+        _dispatch_run(run_id)
+    running = SyncBatch.objects.filter(status=BatchStatus.RUNNING, heartbeat_at__lt=stale)
+    requeued = list(running.values_list("pk", flat=True))
+    running.update(status=BatchStatus.QUEUED, not_before=None)
+    waiting = SyncBatch.objects.filter(status=BatchStatus.QUEUED).filter(
+        Q(not_before__lt=stale)
+        | Q(not_before__isnull=True, heartbeat_at__lt=stale)
+        | Q(not_before__isnull=True, heartbeat_at__isnull=True, run__started_at__lt=stale)
+    )
+    ids = sorted(set(requeued) | set(waiting.values_list("pk", flat=True)))
+    counts["batches"] = len(ids)
+    if ids:
+        _dispatch_batches(ids)
+    return counts

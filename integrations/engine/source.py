@@ -1,0 +1,121 @@
+"""Reading a sync's source rows from the backbone, in key order and in chunks.
+
+Values come out already normalised by the database (timestamps as ISO 8601 text, decimals
+as text with two places, booleans as 'true'/'false'), so SQLite and PostgreSQL give the
+same payloads and the same hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connections
+
+from exports.backbone.router import backbone_alias
+from exports.datasets import Dataset, DatasetField, FieldType
+from exports.query import Dialect, ExportQuery, where_sql
+
+CHUNK = 5000
+KEY_CHUNK = 500
+
+
+def _plan_value(dialect: Dialect, f: DatasetField) -> str:
+    if f.type == FieldType.DATETIME:
+        return dialect.datetime_text(f.sql)
+    if f.type == FieldType.DECIMAL:
+        return dialect.decimal_text(f.sql)
+    if f.type == FieldType.BOOL:
+        return dialect.bool_text(f.sql)
+    return f.sql
+
+
+def _ts(dialect: Dialect, value: datetime):
+    if dialect.pg:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+class SourceReader:
+    """Rows of ``dataset`` matching the sync's filters, with the fields the sync needs."""
+
+    def __init__(self, base: ExportQuery, fields: list[str], *, consent_purpose: str = ""):
+        self.base = base
+        self.dataset: Dataset = base.dataset
+        self.fields = fields
+        self.consent_purpose = consent_purpose
+        self.connection = connections[backbone_alias()]
+        self.dialect = Dialect(self.connection.vendor)
+        self.key_sql = self.dataset.field(self.dataset.key).sql
+
+    def _select(self, extra: list[str], extra_params: list[Any], after, limit: int | None):
+        columns = [
+            f'{_plan_value(self.dialect, self.dataset.field(name))} AS "{name}"'
+            for name in self.fields
+        ]
+        params: list[Any] = []
+        if self.consent_purpose and self.dataset.consent_subject_sql:
+            columns.append(
+                "(SELECT cr.status FROM backbone_consentrecord cr WHERE cr.contact_id = "
+                f"{self.dataset.consent_subject_sql} AND cr.purpose = %s "
+                'ORDER BY cr.recorded_at DESC, cr.id DESC LIMIT 1) AS "_consent"'
+            )
+            params.append(self.consent_purpose)
+        query = ExportQuery(dataset=self.dataset, fields=[], filters=self.base.filters, after=after)
+        where, where_params = where_sql(query, self.dialect)
+        clauses = [where[len(" WHERE ") :]] if where else []
+        clauses += extra
+        sql = f"SELECT {', '.join(columns)}, {self.key_sql} AS _key FROM {self.dataset.from_sql}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(f"({c})" for c in clauses)
+        sql += f" ORDER BY {self.key_sql}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return sql, params + where_params + extra_params
+
+    def _rows(self, sql, params) -> list[dict[str, Any]]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def changed(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """All matching rows (since=None) or those that may have changed since ``since``."""
+        extra, extra_params = [], []
+        if since is not None and self.dataset.changed_since:
+            extra.append(" OR ".join(self.dataset.changed_since))
+            extra_params = [_ts(self.dialect, since)] * len(self.dataset.changed_since)
+        after = None
+        while True:
+            sql, params = self._select(extra, extra_params, after, CHUNK)
+            rows = self._rows(sql, params)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < CHUNK:
+                return
+            after = rows[-1]["_key"]
+
+    def by_keys(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The current rows for these record keys (missing: left the source or the filter)."""
+        found = {}
+        for start in range(0, len(keys), KEY_CHUNK):
+            chunk = keys[start : start + KEY_CHUNK]
+            values = [int(k) if k.lstrip("-").isdigit() else k for k in chunk]
+            placeholders = ", ".join(["%s"] * len(values))
+            sql, params = self._select([f"{self.key_sql} IN ({placeholders})"], values, None, None)
+            for row in self._rows(sql, params):
+                found[str(row["_key"])] = row
+        return found
+
+    def all_keys(self) -> set[str]:
+        """Every key matching the filters (mirror mode: what left the source)."""
+        query = ExportQuery(dataset=self.dataset, fields=[], filters=self.base.filters)
+        where, params = where_sql(query, self.dialect)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT {self.key_sql} FROM {self.dataset.from_sql}{where}", params)
+            keys = set()
+            while batch := cursor.fetchmany(CHUNK):
+                keys.update(str(row[0]) for row in batch)
+        return keys

@@ -1,0 +1,122 @@
+"""Field mappings: from a dataset row to a destination payload, and its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from exports.datasets import Dataset
+
+
+class MappingError(ValueError):
+    pass
+
+
+def template_fields(template: str) -> list[str]:
+    """The dataset fields a template such as '{first_name} {last_name}' uses."""
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    except ValueError as exc:
+        raise MappingError(f"template {template!r} is malformed: {exc}") from None
+
+
+def _as_datetime(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(str(value))
+    if parsed is None:
+        raise MappingError(f"{value!r} is not a date-time")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _transform(kind: str, value: Any) -> Any:
+    if not kind:
+        return value
+    if value is None:
+        return None
+    if kind == "text":
+        return str(value)
+    if kind == "lower":
+        return str(value).lower()
+    if kind == "upper":
+        return str(value).upper()
+    if kind == "trim":
+        return str(value).strip()
+    if kind == "date":
+        moment = value if isinstance(value, date) and not isinstance(value, datetime) else None
+        return (moment or _as_datetime(value).date()).isoformat()
+    if kind == "epoch_ms":
+        return int(_as_datetime(value).timestamp() * 1000)
+    if kind == "bool_text":
+        return "true" if value in (True, 1, "1", "true", "t") else "false"
+    if kind == "number":
+        return float(value) if isinstance(value, Decimal | float) else int(value)
+    raise MappingError(f"unknown transform {kind!r}")
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    destination: str
+    source: str
+    template: str
+    transform: str
+
+    def value(self, row: dict[str, Any]) -> Any:
+        if self.template:
+            safe = {k: ("" if v is None else v) for k, v in row.items()}
+            raw = self.template.format_map(safe).strip()
+        else:
+            raw = row.get(self.source)
+        return _transform(self.transform, raw)
+
+
+def compile_mappings(mappings, dataset: Dataset) -> list[CompiledMapping]:
+    """Check each mapping's source against the dataset and freeze it for the hot path."""
+    compiled = []
+    for mapping in mappings:
+        used = template_fields(mapping.template) if mapping.template else [mapping.source_field]
+        unknown = [name for name in used if name not in dataset.field_names]
+        if unknown:
+            raise MappingError(
+                f"{', '.join(unknown)} is not a field of {dataset.name}; fields: "
+                f"{', '.join(dataset.field_names)}"
+            )
+        compiled.append(
+            CompiledMapping(
+                mapping.destination_field, mapping.source_field, mapping.template, mapping.transform
+            )
+        )
+    return compiled
+
+
+def source_fields(compiled: list[CompiledMapping], extra: list[str]) -> list[str]:
+    names = list(extra)
+    for mapping in compiled:
+        for name in template_fields(mapping.template) if mapping.template else [mapping.source]:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def build_payload(compiled: list[CompiledMapping], row: dict[str, Any]) -> dict[str, Any]:
+    return {mapping.destination: mapping.value(row) for mapping in compiled}
+
+
+def _json_default(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot hash {type(value).__name__}")
+
+
+def stable_hash(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,22 @@
+from integrations.models.connections import Connection, ConnectionCheck, ConnectionStatus
+from integrations.models.ledger import DeadLetter, DeadLetterStatus, LedgerEntry, LedgerStatus
+from integrations.models.runs import RateBucket, RunStatus, SyncBatch, SyncRun, Trigger
+from integrations.models.syncs import FieldMapping, Sync, SyncMode
+
+__all__ = [
+    "Connection",
+    "ConnectionCheck",
+    "ConnectionStatus",
+    "DeadLetter",
+    "DeadLetterStatus",
+    "FieldMapping",
+    "LedgerEntry",
+    "LedgerStatus",
+    "RateBucket",
+    "RunStatus",
+    "Sync",
+    "SyncBatch",
+    "SyncMode",
+    "SyncRun",
+    "Trigger",
+]

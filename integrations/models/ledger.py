@@ -1,0 +1,92 @@
+"""The ledger: per sync and source record, what the destination has confirmed.
+
+``payload_hash`` is written only after the destination confirmed that payload; until then
+the entry is pending (or failed) and is planned again on every run. ``plan_hash`` also
+covers the gate's inputs (consent, region), so a record skipped for them is reconsidered
+when they change.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from integrations.models.syncs import Sync
+
+
+class LedgerStatus(models.TextChoices):
+    PENDING = "pending", "Planned, not yet confirmed"
+    INTENT_CREATE = "intent_create", "Create sent, not yet confirmed"
+    SYNCED = "synced", "Confirmed by the destination"
+    FAILED = "failed", "Failed; planned again next run"
+    SKIPPED = "skipped", "Not sent (invalid, suppressed or blocked)"
+    DEAD = "dead", "Dead-lettered"
+    DELETED = "deleted", "Archived at the destination"
+
+
+class LedgerEntry(models.Model):
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="ledger")
+    record_key = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=LedgerStatus.choices)
+    payload_hash = models.CharField(max_length=64, blank=True)
+    sent_hash = models.CharField(
+        max_length=64, blank=True, help_text="The payload sent and not yet confirmed."
+    )
+    plan_hash = models.CharField(max_length=64, blank=True)
+    destination_id = models.CharField(max_length=100, blank=True)
+    match_value = models.CharField(max_length=255, blank=True)
+    created_by_sync = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["sync", "record_key"], name="ledger_unique_record"),
+        ]
+        indexes = [
+            models.Index(fields=["sync", "status"], name="ledger_status_idx"),
+            models.Index(fields=["sync", "match_value"], name="ledger_match_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.sync_id}:{self.record_key} {self.status}"
+
+
+class DeadLetterStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    REPLAYED = "replayed", "Replayed"
+    DISCARDED = "discarded", "Discarded"
+
+
+class DeadLetter(models.Model):
+    """A record the destination refused for good (or that exhausted its attempts)."""
+
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="dead_letters")
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.CASCADE, related_name="dead_letters")
+    run = models.ForeignKey(
+        "integrations.SyncRun", on_delete=models.SET_NULL, null=True, blank=True
+    )
+    record_key = models.CharField(max_length=100)
+    payload = models.JSONField(
+        default=dict, help_text="What was sent (personal data: admins only)."
+    )
+    error = models.TextField()
+    error_code = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    status = models.CharField(
+        max_length=16, choices=DeadLetterStatus.choices, default=DeadLetterStatus.OPEN
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        "mktintegration.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["sync", "status"], name="deadletter_status_idx")]
+
+    def __str__(self):
+        return f"{self.sync_id}:{self.record_key} ({self.status})"

@@ -1,0 +1,138 @@
+"""Runs, their delivery batches, and the shared rate budget rows (embedded mode)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from integrations.models.syncs import Sync
+
+BUCKETS = (
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "invalid",
+    "suppressed",
+    "blocked",
+    "rejected",
+    "dead_lettered",
+    "failed",
+)
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PLANNING = "planning", "Planning"
+    DELIVERING = "delivering", "Delivering"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Finished with records not delivered"
+    FAILED = "failed", "Failed"
+    PAUSED = "paused", "Stopped: sync paused"
+    SKIPPED = "skipped", "Skipped"
+    PREVIEW = "preview", "Preview (nothing sent)"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.DELIVERING)
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Run now"
+    API = "api", "API"
+    REPLAY = "replay", "Dead-letter replay"
+    PREVIEW = "preview", "Preview"
+
+
+class SyncRun(models.Model):
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    config_version = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    full_plan = models.BooleanField(default=False)
+    planned = models.PositiveIntegerField(default=0)
+    batches_total = models.PositiveIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    rate_limited = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    preview = models.JSONField(default=list, blank=True, help_text="Preview: the first payloads.")
+    # One count per bucket (BUCKETS); every planned record lands in exactly one.
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    suppressed = models.PositiveIntegerField(default=0)
+    blocked = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    dead_lettered = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["sync", "queued_at"], name="syncrun_sync_time_idx")]
+        constraints = [
+            # Two runs of one sync never overlap: at most one is queued, planning or delivering.
+            models.UniqueConstraint(
+                fields=["sync"],
+                condition=models.Q(status__in=["queued", "planning", "delivering"]),
+                name="syncrun_one_active_per_sync",
+            ),
+        ]
+
+    def __str__(self):
+        return f"run {self.pk} of {self.sync_id} ({self.status})"
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in BUCKETS}
+
+
+class BatchStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for a vendor job"
+    DONE = "done", "Done"
+
+
+class SyncBatch(models.Model):
+    """Up to one vendor request's worth of ledger entries, delivered by one task."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
+    kind = models.CharField(max_length=8, default="upsert")  # upsert | delete
+    entry_ids = models.JSONField()
+    status = models.CharField(
+        max_length=16, choices=BatchStatus.choices, default=BatchStatus.QUEUED
+    )
+    attempt = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="retry or rate-limit wait")
+    job_ref = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "status"], name="syncbatch_run_status_idx")]
+
+    def __str__(self):
+        return f"batch {self.pk} of run {self.run_id} ({self.status})"
+
+
+class RateBucket(models.Model):
+    """The shared token bucket of one connection when Redis is not configured."""
+
+    connection = models.OneToOneField(
+        "integrations.Connection", on_delete=models.CASCADE, primary_key=True
+    )
+    tokens = models.FloatField(default=0)
+    refilled_at = models.FloatField(default=0, help_text="epoch seconds")
+    blocked_until = models.FloatField(default=0, help_text="epoch seconds (Retry-After)")
+
+    def __str__(self):
+        return f"rate bucket of {self.connection_id}"

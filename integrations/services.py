@@ -1,0 +1,293 @@
+"""Integration services: what admin actions, APIs, tasks and commands call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from exports.datasets import DATASETS
+from exports.query import ExportInputError, export_query_parse
+from integrations.connectors import REGISTRY, connector_class
+from integrations.connectors.base import DestinationField
+from integrations.engine.planner import Planner
+from integrations.engine.runs import _dispatch_run, sync_pause
+from integrations.errors import ConnectorError
+from integrations.http import HttpClient
+from integrations.mapping import MappingError, compile_mappings, template_fields
+from integrations.models import (
+    Connection,
+    ConnectionCheck,
+    ConnectionStatus,
+    DeadLetter,
+    DeadLetterStatus,
+    LedgerEntry,
+    LedgerStatus,
+    RunStatus,
+    Sync,
+    SyncRun,
+    Trigger,
+)
+from mktintegration.scheduling import periodic_task_remove, periodic_task_sync, schedule_validate
+
+FIELDS_CACHE_SECONDS = 900
+
+
+class SyncBusy(Exception):
+    """The sync already has a run queued or in progress."""
+
+    def __init__(self, run: SyncRun | None):
+        super().__init__(f"sync already has run {run.pk if run else '?'} in progress")
+        self.run = run
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+def connector_for(connection: Connection):
+    cls = connector_class(connection.vendor)
+    http = HttpClient(vendor=cls.slug, connection_id=connection.pk, allowed_hosts=cls.allowed_hosts)
+    return cls(connection=connection, secrets=connection.get_credentials(), http=http)
+
+
+def connection_test(*, connection: Connection) -> tuple[bool, str]:
+    """Call the vendor; record the check and the connection's status; say why it failed."""
+    started = time.monotonic()
+    try:
+        message, ok = connector_for(connection).test_connection(), True
+        status = ConnectionStatus.HEALTHY
+    except ConnectorError as exc:
+        message, ok = exc.message, False
+        status = ConnectionStatus.AUTH_FAILED if exc.kind == "auth" else ConnectionStatus.FAILING
+    now = timezone.now()
+    ConnectionCheck.objects.create(
+        connection=connection,
+        checked_at=now,
+        ok=ok,
+        message=message[:500],
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    Connection.objects.filter(pk=connection.pk).update(
+        status=status, last_error="" if ok else message, last_checked_at=now
+    )
+    return ok, message
+
+
+def destination_fields(
+    *, connection: Connection, object_name: str, destination_config: dict, refresh: bool = False
+) -> list[DestinationField]:
+    """The destination object's fields (cached for 15 minutes per connection and object)."""
+    digest = hashlib.sha256(json.dumps(destination_config, sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
+    key = f"mkt:fields:{connection.pk}:{connection.updated_at.timestamp()}:{object_name}:{digest}"
+    fields = None if refresh else cache.get(key)
+    if fields is None:
+        fields = connector_for(connection).list_fields(object_name, destination_config)
+        cache.set(key, fields, FIELDS_CACHE_SECONDS)
+    return fields
+
+
+# --- syncs ---------------------------------------------------------------------------------
+
+
+def sync_validate(sync: Sync, mappings: list) -> None:
+    """Everything a sync needs to run, as form errors naming the field."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field, message):
+        errors.setdefault(field, []).append(message)
+
+    dataset = DATASETS.get(sync.dataset)
+    if dataset is None:
+        add("dataset", f"Unknown dataset {sync.dataset!r}; known: {', '.join(DATASETS)}.")
+    connector = REGISTRY.get(sync.connection.vendor) if sync.connection_id else None
+    destination = connector.objects.get(sync.destination_object) if connector else None
+    if connector and destination is None:
+        add(
+            "destination_object",
+            f"{connector.label} has no object {sync.destination_object!r}; "
+            f"objects: {', '.join(connector.objects)}.",
+        )
+    if dataset:
+        try:
+            export_query_parse(dataset, sync.filters or {}, allow_cursor=False)
+        except ExportInputError as exc:
+            add("filters", exc.message)
+        if sync.match_source_field not in dataset.field_names:
+            add(
+                "match_source_field",
+                f"{sync.match_source_field!r} is not a field of {dataset.name}; "
+                f"fields: {', '.join(dataset.field_names)}.",
+            )
+        try:
+            compile_mappings(mappings, dataset)
+        except MappingError as exc:
+            add("mappings", str(exc))
+        if destination and destination.personal_data and dataset.personal_data:
+            if not sync.consent_purpose:
+                add(
+                    "consent_purpose",
+                    "Personal data sent to this destination needs a consent "
+                    "purpose (e.g. email_marketing).",
+                )
+            elif dataset.consent_subject_sql is None:
+                add("consent_purpose", f"{dataset.name} carries no consent records.")
+    if destination:
+        for needed in destination.requires:
+            if not (sync.destination_config or {}).get(needed):
+                add("destination_config", f"{destination.label} needs {needed!r}.")
+    try:
+        schedule_validate(cron=sync.cron, every_minutes=sync.every_minutes)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            for message in messages:
+                add(field, message)
+    if not errors and destination:
+        _validate_destination_fields(sync, destination, mappings, add)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _validate_destination_fields(sync, destination, mappings, add) -> None:
+    try:
+        fields = {
+            f.name: f
+            for f in destination_fields(
+                connection=sync.connection,
+                object_name=sync.destination_object,
+                destination_config=sync.destination_config or {},
+            )
+        }
+    except ConnectorError as exc:
+        add("connection", f"Could not read the destination's fields to check the mapping: {exc}")
+        return
+    match = sync.match_destination_field
+    unique = destination.match_fields or [name for name, f in fields.items() if f.unique]
+    if match not in fields:
+        add("match_destination_field", f"{match!r} is not a field of {destination.label}.")
+    elif match not in unique:
+        add(
+            "match_destination_field",
+            f"{match!r} is not unique at the destination; unique "
+            f"fields: {', '.join(unique) or 'none'}.",
+        )
+    for mapping in mappings:
+        target = mapping.destination_field
+        if target not in fields:
+            add("mappings", f"{target!r} is not a field of {destination.label}.")
+        elif fields[target].read_only:
+            add("mappings", f"{target!r} is read-only at the destination.")
+
+
+@transaction.atomic
+def sync_save(*, sync: Sync, mappings: list | None = None) -> Sync:
+    """Validate, save (bumping the config version) and keep its beat schedule in step."""
+    mappings = list(sync.mappings.all()) if mappings is None and sync.pk else (mappings or [])
+    sync_validate(sync, mappings)
+    if sync.pk:
+        sync.config_version += 1
+    sync.save()
+    for mapping in mappings:
+        mapping.sync = sync
+        mapping.save()
+    sync_schedule_apply(sync=sync)
+    return sync
+
+
+def sync_schedule_apply(*, sync: Sync) -> None:
+    periodic_task_sync(
+        name=sync.periodic_task_name,
+        task="integrations.run_schedule",
+        kwargs={"sync_id": sync.pk},
+        cron=sync.cron,
+        every_minutes=sync.every_minutes,
+        enabled=sync.enabled and not sync.paused,
+        description=f"Sync {sync.name}",
+    )
+
+
+def sync_delete(*, sync: Sync) -> None:
+    periodic_task_remove(name=sync.periodic_task_name)
+    sync.delete()
+
+
+def sync_run_start(*, sync: Sync, trigger: str, user=None, full: bool = False) -> SyncRun:
+    """Queue a run and send its task on commit; SyncBusy if one is already going."""
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(
+                sync=sync,
+                trigger=trigger,
+                triggered_by=user,
+                config_version=sync.config_version,
+                full_plan=full,
+            )
+            _dispatch_run(run.pk)
+    except IntegrityError:
+        active = SyncRun.objects.filter(
+            sync=sync, status__in=[RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.DELIVERING]
+        ).first()
+        raise SyncBusy(active) from None
+    return run
+
+
+def sync_preview(*, sync: Sync, user=None) -> SyncRun:
+    """Plan without writing or sending: counts per bucket and the first payloads."""
+    run = SyncRun(
+        sync=sync,
+        trigger=Trigger.PREVIEW,
+        triggered_by=user,
+        status=RunStatus.PREVIEW,
+        config_version=sync.config_version,
+        started_at=timezone.now(),
+    )
+    result = Planner(run, dry_run=True).plan()
+    run.planned = result.planned
+    for bucket, count in result.counts.items():
+        if bucket != "would_send":
+            setattr(run, bucket, count)
+    run.preview = {"would_send": result.counts.get("would_send", 0), "records": result.preview}
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def sync_set_paused(*, sync: Sync, paused: bool, reason: str = "") -> None:
+    if paused:
+        sync_pause(sync=sync, reason=reason or "paused by a user")
+    else:
+        Sync.objects.filter(pk=sync.pk).update(paused=False, pause_reason="")
+        sync.paused, sync.pause_reason = False, ""
+    sync_schedule_apply(sync=sync)
+
+
+@transaction.atomic
+def deadletters_replay(
+    *, sync: Sync, user=None, ids: list[int] | None = None
+) -> tuple[int, SyncRun | None]:
+    """Send dead-lettered records again (with the source's current data) in a new run."""
+    letters = DeadLetter.objects.filter(sync=sync, status=DeadLetterStatus.OPEN)
+    if ids is not None:
+        letters = letters.filter(pk__in=ids)
+    entry_ids = list(letters.values_list("entry_id", flat=True))
+    if not entry_ids:
+        return 0, None
+    letters.update(status=DeadLetterStatus.REPLAYED, resolved_at=timezone.now(), resolved_by=user)
+    LedgerEntry.objects.filter(pk__in=entry_ids, status=LedgerStatus.DEAD).update(
+        status=LedgerStatus.FAILED, attempts=0
+    )
+    try:
+        run = sync_run_start(sync=sync, trigger=Trigger.REPLAY, user=user)
+    except SyncBusy:
+        run = None  # the running run's successor plans them (they are failed, so re-planned)
+    return len(entry_ids), run
+
+
+def mapping_sources(mapping) -> list[str]:
+    return template_fields(mapping.template) if mapping.template else [mapping.source_field]

@@ -1,0 +1,36 @@
+"""Celery tasks: ids in, services do the work. ``acks_late`` is global (settings)."""
+
+import contextlib
+
+from celery import shared_task
+
+from integrations.engine import runs
+
+
+@shared_task(name="integrations.run_sync", ignore_result=True)
+def run_sync_task(*, run_id: int) -> None:
+    runs.run_execute(run_id=run_id)
+
+
+@shared_task(name="integrations.deliver_batch", ignore_result=True)
+def deliver_batch_task(*, batch_id: int) -> None:
+    runs.batch_execute(batch_id=batch_id)
+
+
+@shared_task(name="integrations.run_schedule", ignore_result=True)
+def run_schedule_task(*, sync_id: int) -> None:
+    """Beat's entry point for a sync's schedule."""
+    from integrations.models import Sync, Trigger
+    from integrations.services import SyncBusy, sync_run_start
+
+    sync = Sync.objects.filter(pk=sync_id).first()
+    if sync is None or not sync.enabled or sync.paused:
+        return
+    # A run still going means this tick has nothing to do; the next one tries again.
+    with contextlib.suppress(SyncBusy):
+        sync_run_start(sync=sync, trigger=Trigger.SCHEDULE)
+
+
+@shared_task(name="integrations.reap", ignore_result=True)
+def reap_task() -> dict:
+    return runs.runs_reap()
