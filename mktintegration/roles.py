@@ -48,6 +48,18 @@ _BACKBONE_BUSINESS = view("backbone", "company", "companymetrics", "metricsrefre
 _BACKBONE_PERSONAL = view("backbone", "contact", "activityevent", "consentrecord")
 _EXPORT_BUSINESS = frozenset({"exports.export_clients", "exports.export_metrics"})
 _EXPORT_ALL = _EXPORT_BUSINESS | {"exports.export_contacts"}
+# Scheduled files. Managers create schedules and are granted the ones they create (object
+# grants); destinations hold credentials, so only Integration Admins change them.
+_SCHEDULED_EXPORTS = ("exportschedule", "exportdestination", "exportrun")
+# The "Object permissions" pages of granted objects (django-guardian).
+_GRANT_PAGES = frozenset(
+    {
+        "guardian.view_userobjectpermission",
+        "guardian.change_userobjectpermission",
+        "guardian.view_groupobjectpermission",
+        "guardian.change_groupobjectpermission",
+    }
+)
 
 ROLES: dict[str, Role] = {
     role.name: role
@@ -56,13 +68,20 @@ ROLES: dict[str, Role] = {
             MARKETING_MANAGER,
             "Configures the connections, syncs, schedules and mappings granted to them; "
             "runs and previews them.",
-            _BACKBONE_BUSINESS | _BACKBONE_PERSONAL | _EXPORT_BUSINESS,
+            _BACKBONE_BUSINESS
+            | _BACKBONE_PERSONAL
+            | _EXPORT_BUSINESS
+            | {"exports.add_exportschedule"}
+            | view("exports", "exportdestination", "exportrun"),
             max_export_rows=250_000,
         ),
         Role(
             MARKETING_ANALYST,
             "Reads the datasets and exports them.",
-            _BACKBONE_BUSINESS | view("backbone", "contact", "activityevent") | _EXPORT_ALL,
+            _BACKBONE_BUSINESS
+            | view("backbone", "contact", "activityevent")
+            | _EXPORT_ALL
+            | view("exports", "exportrun"),
             max_export_rows=1_000_000,
         ),
         Role(
@@ -73,6 +92,9 @@ ROLES: dict[str, Role] = {
             | _BACKBONE_PERSONAL
             | _EXPORT_ALL
             | {"exports.override_export_limits"}
+            | manage("exports", *_SCHEDULED_EXPORTS)
+            | {"exports.run_exportschedule"}
+            | _GRANT_PAGES
             | view("mktintegration", "workerheartbeat"),
             max_export_rows=None,
         ),
@@ -80,7 +102,9 @@ ROLES: dict[str, Role] = {
             AUDITOR,
             "Reads the change history and the access and outbound logs; exports no data and "
             "changes nothing.",
-            view("auditlog", "logentry") | view("audit", "accesslog", "outboundlog"),
+            view("auditlog", "logentry")
+            | view("audit", "accesslog", "outboundlog")
+            | view("exports", *_SCHEDULED_EXPORTS),
         ),
         Role(
             API_CLIENT,
