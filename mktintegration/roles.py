@@ -61,6 +61,22 @@ _GRANT_PAGES = frozenset(
     }
 )
 
+# Syncs. Managers create syncs and are granted the ones they create; connections hold
+# credentials, so Integration Admins create and change them and grant them to managers.
+_SYNC_CONFIG = manage("integrations", "fieldmapping") | {"integrations.add_sync"}
+_SYNC_ADMIN = (
+    manage("integrations", "connection", "sync", "fieldmapping")
+    | view("integrations", "syncrun", "deadletter", "ledgerentry")
+    | {
+        "integrations.test_connection",
+        "integrations.run_sync",
+        "integrations.preview_sync",
+        "integrations.pause_sync",
+        "integrations.replay_deadletters",
+    }
+)
+_SYNC_READ = view("integrations", "connection", "sync", "fieldmapping", "syncrun")
+
 ROLES: dict[str, Role] = {
     role.name: role
     for role in (
@@ -72,7 +88,8 @@ ROLES: dict[str, Role] = {
             | _BACKBONE_PERSONAL
             | _EXPORT_BUSINESS
             | {"exports.add_exportschedule"}
-            | view("exports", "exportdestination", "exportrun"),
+            | view("exports", "exportdestination", "exportrun")
+            | _SYNC_CONFIG,
             max_export_rows=250_000,
         ),
         Role(
@@ -95,6 +112,7 @@ ROLES: dict[str, Role] = {
             | manage("exports", *_SCHEDULED_EXPORTS)
             | {"exports.run_exportschedule"}
             | _GRANT_PAGES
+            | _SYNC_ADMIN
             | view("mktintegration", "workerheartbeat"),
             max_export_rows=None,
         ),
@@ -104,7 +122,8 @@ ROLES: dict[str, Role] = {
             "changes nothing.",
             view("auditlog", "logentry")
             | view("audit", "accesslog", "outboundlog")
-            | view("exports", *_SCHEDULED_EXPORTS),
+            | view("exports", *_SCHEDULED_EXPORTS)
+            | _SYNC_READ,
         ),
         Role(
             API_CLIENT,

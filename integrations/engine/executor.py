@@ -80,7 +80,10 @@ class BatchDelivery:
         self.sync = batch.run.sync
         self.ctx = SyncContext.load(self.sync)
         self.result = BatchResult()
-        self.entries = {e.pk: e for e in LedgerEntry.objects.filter(pk__in=batch.entry_ids)}
+        self.entries = {
+            e.pk: e
+            for e in LedgerEntry.objects.filter(sync=self.sync, record_key__in=batch.record_keys)
+        }
 
     def deliver(self) -> BatchResult:
         if self.sync.paused or not self.sync.enabled:
@@ -220,13 +223,13 @@ class BatchDelivery:
 
     def _bisect(self) -> None:
         """A whole batch refused: split it to find the record(s) at fault."""
-        ids = list(self.entries)
-        half = len(ids) // 2
+        keys = [e.record_key for e in self.entries.values()]
+        half = len(keys) // 2
         with transaction.atomic():
             new = SyncBatch.objects.bulk_create(
                 [
-                    SyncBatch(run=self.run, kind=self.batch.kind, entry_ids=part)
-                    for part in (ids[:half], ids[half:])
+                    SyncBatch(run=self.run, kind=self.batch.kind, record_keys=part)
+                    for part in (keys[:half], keys[half:])
                 ]
             )
             self.result.new_batches = [b.pk for b in new]

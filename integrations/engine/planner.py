@@ -14,19 +14,29 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from exports.datasets import dataset_get
 from exports.query import export_query_parse
 from integrations.connectors import connector_class
 from integrations.connectors.base import OutRecord
+from integrations.engine.ledger_io import PlannedRow, ledger_insert, ledger_update
 from integrations.engine.source import SourceReader
 from integrations.mapping import build_payload, compile_mappings, source_fields, stable_hash
 from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncBatch, SyncRun
 
 PREVIEW_PAYLOADS = 20
 RETRY_STATUSES = (LedgerStatus.PENDING, LedgerStatus.FAILED, LedgerStatus.INTENT_CREATE)
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """The few ledger columns a plan compares against (no ORM object per row)."""
+
+    status: str
+    payload_hash: str
+    plan_hash: str
+    last_error: str
 
 
 @dataclass
@@ -75,7 +85,7 @@ class SyncContext:
     def decide(
         self,
         row: dict[str, Any],
-        entry: LedgerEntry | None,
+        entry: LedgerState | None,
         duplicate_of: str | None,
         connector=None,
     ) -> Decision:
@@ -146,14 +156,14 @@ class SyncContext:
 @dataclass
 class PlanResult:
     counts: Counter = field(default_factory=Counter)
-    send_ids: list[int] = field(default_factory=list)
-    delete_ids: list[int] = field(default_factory=list)
+    send_keys: list[str] = field(default_factory=list)
+    delete_keys: list[str] = field(default_factory=list)
     preview: list[dict] = field(default_factory=list)
     watermark: Any = None
 
     @property
     def planned(self) -> int:
-        return sum(self.counts.values()) + len(self.send_ids) + len(self.delete_ids)
+        return sum(self.counts.values()) + len(self.send_keys) + len(self.delete_keys)
 
 
 def _connector_for_validation(ctx: SyncContext):
@@ -193,10 +203,11 @@ class Planner:
         self.result.watermark = started
         return self.result
 
-    def _ledger(self, keys: list[str]) -> dict[str, LedgerEntry]:
-        return {
-            e.record_key: e for e in LedgerEntry.objects.filter(sync=self.sync, record_key__in=keys)
-        }
+    def _ledger(self, keys: list[str]) -> dict[str, LedgerState]:
+        rows = LedgerEntry.objects.filter(sync=self.sync, record_key__in=keys).values_list(
+            "record_key", "status", "payload_hash", "plan_hash", "last_error"
+        )
+        return {key: LedgerState(*rest) for key, *rest in rows}
 
     def _taken_match_values(self, values: list[str], keys: list[str]) -> dict[str, str]:
         """Match values already confirmed at the destination for another record."""
@@ -253,10 +264,10 @@ class Planner:
 
     def _plan_deletes(self) -> None:
         present = self.ctx.reader.all_keys()
-        entries = LedgerEntry.objects.filter(
+        keys = LedgerEntry.objects.filter(
             sync=self.sync, created_by_sync=True, status=LedgerStatus.SYNCED
-        ).values_list("id", "record_key")
-        gone = [(entry_id, key) for entry_id, key in entries if key not in present]
+        ).values_list("record_key", flat=True)
+        gone = [key for key in keys if key not in present]
         if not gone:
             return
         created = (
@@ -274,7 +285,7 @@ class Planner:
             )
             self.mirror_guard_tripped = True
             return
-        self.result.delete_ids.extend(entry_id for entry_id, _ in gone)
+        self.result.delete_keys.extend(gone)
 
     def _record(self, decisions: list[Decision], ledger: dict[str, LedgerEntry]) -> None:
         result = self.result
@@ -298,43 +309,27 @@ class Planner:
             if d.bucket != "send":
                 result.counts[d.bucket] += 1
             status = LedgerStatus.PENDING if d.bucket == "send" else LedgerStatus.SKIPPED
-            if entry is None:
-                new.append(
-                    LedgerEntry(
-                        sync=self.sync,
-                        record_key=d.key,
-                        status=status,
-                        plan_hash=d.plan_hash,
-                        match_value=d.match_value[:255],
-                        last_error=d.reason,
-                    )
-                )
-                continue
-            if entry.status == LedgerStatus.INTENT_CREATE and d.bucket == "send":
+            if (
+                entry is not None
+                and entry.status == LedgerStatus.INTENT_CREATE
+                and d.bucket == "send"
+            ):
                 status = LedgerStatus.INTENT_CREATE  # the executor looks it up before creating
-            entry.status, entry.plan_hash, entry.last_error = status, d.plan_hash, d.reason
-            if d.match_value:
-                entry.match_value = d.match_value[:255]
-            changed.append(entry)
-        with transaction.atomic():
-            LedgerEntry.objects.bulk_create(new, batch_size=2000)
-            LedgerEntry.objects.bulk_update(
-                changed,
-                ["status", "plan_hash", "last_error", "match_value", "updated_at"],
-                batch_size=2000,
-            )
-        for entry in new + changed:
-            if entry.status in (LedgerStatus.PENDING, LedgerStatus.INTENT_CREATE):
-                result.send_ids.append(entry.pk)
+            row = PlannedRow(d.key, status, d.plan_hash, d.match_value, d.reason)
+            (new if entry is None else changed).append(row)
+            if d.bucket == "send":
+                result.send_keys.append(d.key)
+        ledger_insert(self.sync.pk, new)
+        ledger_update(self.sync.pk, changed)
 
 
 def batches_create(run: SyncRun, result: PlanResult, max_batch: int) -> list[SyncBatch]:
     batches = [
-        SyncBatch(run=run, kind="upsert", entry_ids=result.send_ids[i : i + max_batch])
-        for i in range(0, len(result.send_ids), max_batch)
+        SyncBatch(run=run, kind="upsert", record_keys=result.send_keys[i : i + max_batch])
+        for i in range(0, len(result.send_keys), max_batch)
     ]
     batches += [
-        SyncBatch(run=run, kind="delete", entry_ids=result.delete_ids[i : i + max_batch])
-        for i in range(0, len(result.delete_ids), max_batch)
+        SyncBatch(run=run, kind="delete", record_keys=result.delete_keys[i : i + max_batch])
+        for i in range(0, len(result.delete_keys), max_batch)
     ]
     return SyncBatch.objects.bulk_create(batches, batch_size=1000)

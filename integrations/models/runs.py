@@ -107,7 +107,7 @@ class SyncBatch(models.Model):
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
     kind = models.CharField(max_length=8, default="upsert")  # upsert | delete
-    entry_ids = models.JSONField()
+    record_keys = models.JSONField(help_text="The ledger's record keys this batch delivers.")
     status = models.CharField(
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.QUEUED
     )

@@ -1,0 +1,247 @@
+"""Sync engine benchmark: planning cost, delivery under a vendor rate limit, engine ceiling.
+
+    DATABASE_URL=postgres://... [REDIS_URL=... CELERY_BROKER_URL=redis://...] \\
+        .venv/bin/python bench/sync_bench.py
+
+Needs the backbone seeded with 1,000,000 companies (``manage.py seed_demo --companies 1000000``).
+
+(a) plans a companies sync over the whole table (first plan, empty ledger), marks every record
+    delivered, changes 1% of the companies, and plans again: the second plan must take
+    <= 2 s and <= 0.1x the first.
+(b) delivers records through a real Celery worker to the HubSpot emulator limited to HubSpot's
+    100 requests per 10 s: throughput >= 0.9x that rate, <= 1% of requests answered 429,
+    no record lost.
+(c) the same with an unlimited emulator: the engine's own ceiling (>= 5,000 records/s).
+The last lines are ``key=value`` figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+os.environ.setdefault("MKT_ENCRYPTION_KEYS", "YmVuY2gtb25seS1rZXktbm90LWZvci1wcm9kdWN0aW9u")
+os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
+os.environ.setdefault("MKT_HTTP_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ["DJANGO_SETTINGS_MODULE"] = "mktintegration.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection, connections  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from exports.backbone.models import Company  # noqa: E402
+from exports.backbone.router import backbone_alias  # noqa: E402
+from integrations.engine.planner import Planner, SyncContext  # noqa: E402
+from integrations.models import (  # noqa: E402
+    Connection,
+    FieldMapping,
+    LedgerEntry,
+    Sync,
+    SyncRun,
+)
+from integrations.services import sync_run_start  # noqa: E402
+from tests.fakes.hubspot import FakeHubSpot  # noqa: E402
+
+MAPPINGS = [
+    ("name", "name"),
+    ("domain", "domain"),
+    ("industry", "industry"),
+    ("employees", "numberofemployees"),
+    ("country", "country"),
+    ("city", "city"),
+]
+
+
+def make_sync(name: str, server: FakeHubSpot, *, filters: dict, rate: tuple[int, float] | None):
+    Sync.objects.filter(name=name).delete()
+    Connection.objects.filter(name=name).delete()
+    conn = Connection(
+        name=name,
+        vendor="hubspot",
+        auth_kind="private_app_token",
+        base_url=server.url,
+        rate_limit_requests=rate[0] if rate else 1_000_000,
+        rate_limit_seconds=rate[1] if rate else 1,
+    )
+    conn.set_credentials({"token": server.credential})
+    conn.save()
+    sync = Sync.objects.create(
+        name=name,
+        connection=conn,
+        dataset="clients",
+        filters=filters,
+        destination_object="companies",
+        match_source_field="external_id",
+        match_destination_field="external_id",
+    )
+    for position, (source, target) in enumerate(MAPPINGS):
+        FieldMapping.objects.create(
+            sync=sync, source_field=source, destination_field=target, position=position
+        )
+    return sync
+
+
+def plan_once(sync: Sync) -> tuple[float, int]:
+    sync.refresh_from_db()
+    run = SyncRun.objects.create(sync=sync, trigger="manual", config_version=sync.config_version)
+    started = time.monotonic()
+    result = Planner(run).plan()
+    seconds = time.monotonic() - started
+    Sync.objects.filter(pk=sync.pk).update(
+        source_watermark=result.watermark, planned_config_version=sync.config_version
+    )
+    SyncRun.objects.filter(pk=run.pk).update(status="succeeded")
+    return seconds, result.planned
+
+
+def mark_all_delivered(sync: Sync) -> None:
+    """What delivery would leave in the ledger: every record confirmed with its hash."""
+    ctx = SyncContext.load(sync)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE bench_hashes (record_key text, payload_hash text)")
+        with cursor.cursor.copy("COPY bench_hashes FROM STDIN") as copy:
+            for rows in ctx.reader.changed(None):
+                for row in rows:
+                    d = ctx.decide(row, None, None)
+                    copy.write_row((d.key, d.payload_hash))
+        cursor.execute(
+            "UPDATE integrations_ledgerentry l SET status = 'synced', "
+            "payload_hash = h.payload_hash FROM bench_hashes h "
+            "WHERE l.sync_id = %s AND l.record_key = h.record_key",
+            [sync.pk],
+        )
+        cursor.execute("DROP TABLE bench_hashes")
+
+
+def change_one_percent() -> int:
+    with connections[backbone_alias()].cursor() as cursor:
+        cursor.execute(
+            "UPDATE backbone_company SET name = name || ' (renamed)', updated_at = %s "
+            "WHERE id %% 100 = 0",
+            [timezone.now()],
+        )
+        return cursor.rowcount
+
+
+def deliver(sync: Sync, server: FakeHubSpot, worker) -> dict:
+    sync.refresh_from_db()
+    run = sync_run_start(sync=sync, trigger="manual", full=True)
+    started = time.monotonic()
+    while True:
+        run.refresh_from_db()
+        if run.status not in ("queued", "planning", "delivering"):
+            break
+        if time.monotonic() - started > 1800:
+            raise TimeoutError("delivery did not finish in 30 minutes")
+        time.sleep(0.5)
+    seconds = time.monotonic() - started
+    expected = set(
+        Company.objects.filter(
+            **{k: v for k, v in [("country", sync.filters["country"])]}
+        ).values_list("external_id", flat=True)
+    )
+    stored = {o["properties"]["external_id"] for o in server.objects("companies")}
+    requests = len(server.calls("batch/upsert"))
+    return {
+        "run": run,
+        "seconds": seconds,
+        "delivering_seconds": (run.finished_at - run.started_at).total_seconds(),
+        "records": run.created + run.updated,
+        "requests": requests,
+        "rate_limited": server.rate_limited_count,
+        "lost": len(expected - stored),
+        "duplicates": sum(1 for o in server.objects("companies") if o.get("created_count", 1) > 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limited-country", default="IE", help="rows for (b): 1/20 of companies")
+    parser.add_argument("--ceiling-country", default="US", help="rows for (c): 4/20 of companies")
+    parser.add_argument("--concurrency", type=int, default=2)
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("run this on PostgreSQL (DATABASE_URL)")
+    companies = Company.objects.count()
+    print(f"Sync benchmark on {companies:,} companies")
+
+    # (a) planning
+    with FakeHubSpot() as server:
+        sync = make_sync("bench plan", server, filters={}, rate=None)
+        LedgerEntry.objects.filter(sync=sync).delete()
+        first, first_rows = plan_once(sync)
+        print(f"  first plan: {first_rows:,} records in {first:.1f} s")
+        mark_all_delivered(sync)
+        changed = change_one_percent()
+        second, second_rows = plan_once(sync)
+        print(f"  after {changed:,} changes: {second_rows:,} records planned in {second:.2f} s")
+
+    # (b) and (c) delivery through a real worker
+    from tests.worker import WorkerProcess
+
+    results = {}
+    for label, country, limit in (
+        ("limited", args.limited_country, (100, 10.0)),
+        ("ceiling", args.ceiling_country, None),
+    ):
+        with FakeHubSpot() as server:
+            if limit:
+                server.set_rate_limit(*limit)
+            sync = make_sync(f"bench {label}", server, filters={"country": country}, rate=limit)
+            worker = WorkerProcess(concurrency=args.concurrency, name=f"bench-{label}").start()
+            try:
+                results[label] = deliver(sync, server, worker)
+            finally:
+                worker.stop()
+            r = results[label]
+            print(
+                f"  {label}: {r['records']:,} records, {r['requests']:,} requests in "
+                f"{r['delivering_seconds']:.1f} s, 429s {r['rate_limited']}, lost {r['lost']}"
+            )
+
+    limited, ceiling = results["limited"], results["ceiling"]
+    allowed_rps = 100 / 10.0
+    achieved_rps = limited["requests"] / limited["delivering_seconds"]
+    print()
+    print(f"{'measure':<36}{'value':>14}{'target':>14}")
+    rows = [
+        ("first plan, seconds", f"{first:.1f}", ""),
+        ("incremental plan, seconds", f"{second:.2f}", "<= 2"),
+        ("incremental / first", f"{second / first:.3f}", "<= 0.1"),
+        ("delivery / allowed rate", f"{achieved_rps / allowed_rps:.3f}", ">= 0.9"),
+        (
+            "share of requests answered 429",
+            f"{limited['rate_limited'] / max(limited['requests'], 1):.4f}",
+            "<= 0.01",
+        ),
+        ("records lost", str(limited["lost"] + ceiling["lost"]), "0"),
+        (
+            "engine records/s (unlimited)",
+            f"{ceiling['records'] / ceiling['delivering_seconds']:,.0f}",
+            ">= 5,000",
+        ),
+    ]
+    for name, value, target in rows:
+        print(f"{name:<36}{value:>14}{target:>14}")
+    print(f"plan_incremental_s={second:.3f}")
+    print(f"plan_incremental_ratio={second / first:.4f}")
+    print(f"delivery_ratio={achieved_rps / allowed_rps:.3f}")
+    print(f"rate_limited_share={limited['rate_limited'] / max(limited['requests'], 1):.4f}")
+    print(f"records_lost={limited['lost'] + ceiling['lost']}")
+    print(f"engine_records_per_s={ceiling['records'] / ceiling['delivering_seconds']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Connections, syncs, runs and dead letters in the admin.
+
+Connections and syncs are granted object by object (ObjectPermissionAdmin). Every action checks
+its permission on each selected object; the work is done by integrations.services.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from guardian.shortcuts import get_objects_for_user
+
+from integrations import services
+from integrations.forms import ConnectionForm, FieldMappingForm, MappingFormSet, SyncForm
+from integrations.models import (
+    Connection,
+    DeadLetter,
+    DeadLetterStatus,
+    FieldMapping,
+    LedgerEntry,
+    Sync,
+    SyncRun,
+)
+from integrations.models.runs import BUCKETS
+from mktintegration.admin_base import ObjectPermissionAdmin, ReadOnlyAdmin
+
+
+def _may(request, perm: str, obj) -> bool:
+    return request.user.has_perm(perm) or request.user.has_perm(perm, obj)
+
+
+def _allowed(request, queryset, perm: str, what: str):
+    allowed = [obj for obj in queryset if _may(request, perm, obj)]
+    refused = len(queryset) - len(allowed)
+    if refused:
+        messages.error(request, f"You may not {what} {refused} of the selected objects; skipped.")
+    return allowed
+
+
+@admin.register(Connection)
+class ConnectionAdmin(ObjectPermissionAdmin):
+    form = ConnectionForm
+    list_display = ("name", "vendor", "auth_kind", "status", "last_checked_at", "regions")
+    list_filter = ("vendor", "status")
+    search_fields = ("name",)
+    readonly_fields = ("status", "last_error", "last_checked_at", "created_at", "updated_at")
+    actions = ["test_connections"]
+    creator_perms = ("test_connection",)
+
+    @admin.display(description="regions")
+    def regions(self, obj):
+        return ", ".join(obj.allowed_regions or []) or "all"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        # Credentials are for Integration Admins (the model-level change permission).
+        may_edit_credentials = request.user.has_perm("integrations.change_connection")
+
+        class Form(form):
+            def __init__(self, *args, **inner):
+                super().__init__(*args, can_edit_credentials=may_edit_credentials, **inner)
+
+        return Form
+
+    def get_fields(self, request, obj=None):
+        return [
+            *ConnectionForm.Meta.fields,
+            *self._secret_fields(),
+            "clear_credentials",
+            *self.readonly_fields,
+        ]
+
+    @staticmethod
+    def _secret_fields():
+        from integrations.forms import _secret_names
+
+        return _secret_names()
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Test connection")
+    def test_connections(self, request, queryset):
+        for connection in _allowed(request, queryset, "integrations.test_connection", "test"):
+            ok, message = services.connection_test(connection=connection)
+            level = messages.SUCCESS if ok else messages.ERROR
+            self.message_user(request, f"{connection.name}: {message}", level)
+
+
+class FieldMappingInline(admin.TabularInline):
+    model = FieldMapping
+    form = FieldMappingForm
+    formset = MappingFormSet
+    extra = 1
+
+
+@admin.register(Sync)
+class SyncAdmin(ObjectPermissionAdmin):
+    form = SyncForm
+    inlines = [FieldMappingInline]
+    list_display = (
+        "name",
+        "connection",
+        "dataset",
+        "destination_object",
+        "mode",
+        "schedule",
+        "state",
+        "last_run",
+    )
+    list_filter = ("mode", "enabled", "paused", "dataset", "connection__vendor")
+    search_fields = ("name",)
+    readonly_fields = (
+        "paused",
+        "pause_reason",
+        "config_version",
+        "source_watermark",
+        "created_at",
+        "updated_at",
+    )
+    actions = ["preview", "run_now", "pause", "resume", "replay_dead_letters"]
+    creator_perms = ("run_sync", "preview_sync", "pause_sync")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("connection")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "connection" and not request.user.has_perm(
+            "integrations.view_connection"
+        ):
+            # Only connections the user holds a grant on may be picked.
+            kwargs["queryset"] = get_objects_for_user(
+                request.user,
+                ["integrations.view_connection", "integrations.change_connection"],
+                klass=Connection,
+                any_perm=True,
+                accept_global_perms=False,
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="schedule")
+    def schedule(self, obj):
+        return obj.cron or (f"every {obj.every_minutes} min" if obj.every_minutes else "manual")
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.paused:
+            return format_html('<span title="{}">paused</span>', obj.pause_reason)
+        return "enabled" if obj.enabled else "disabled"
+
+    @admin.display(description="last run")
+    def last_run(self, obj):
+        run = obj.runs.exclude(status="preview").order_by("-queued_at").first()
+        if run is None:
+            return "-"
+        url = reverse("admin:integrations_syncrun_change", args=[run.pk])
+        return format_html('<a href="{}">{}</a>', url, run.get_status_display())
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)  # a new sync is granted to its creator
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        sync = form.instance
+        if change:
+            Sync.objects.filter(pk=sync.pk).update(config_version=sync.config_version + 1)
+        services.sync_schedule_apply(sync=sync)
+
+    # --- actions -----------------------------------------------------------------------------
+    @admin.action(description="Preview (plan only, nothing sent)")
+    def preview(self, request, queryset):
+        syncs = _allowed(request, queryset, "integrations.preview_sync", "preview")
+        previews = []
+        for sync in syncs:
+            try:
+                previews.append(services.sync_preview(sync=sync, user=request.user))
+            except (ValidationError, KeyError, ValueError) as exc:
+                self.message_user(request, f"{sync.name}: cannot plan: {exc}", messages.ERROR)
+        if not previews:
+            return None
+        return TemplateResponse(
+            request,
+            "admin/integrations/sync/preview.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Sync preview",
+                "opts": self.model._meta,
+                "previews": [
+                    (p, [(b, getattr(p, b)) for b in BUCKETS if getattr(p, b)]) for p in previews
+                ],
+            },
+        )
+
+    @admin.action(description="Run now")
+    def run_now(self, request, queryset):
+        for sync in _allowed(request, queryset, "integrations.run_sync", "run"):
+            try:
+                run = services.sync_run_start(sync=sync, trigger="manual", user=request.user)
+                self.message_user(request, f"{sync.name}: run {run.pk} queued.")
+            except services.SyncBusy as busy:
+                self.message_user(request, f"{sync.name}: {busy}", messages.WARNING)
+
+    @admin.action(description="Pause")
+    def pause(self, request, queryset):
+        for sync in _allowed(request, queryset, "integrations.pause_sync", "pause"):
+            services.sync_set_paused(sync=sync, paused=True, reason=f"paused by {request.user}")
+            self.message_user(request, f"{sync.name}: paused.")
+
+    @admin.action(description="Resume")
+    def resume(self, request, queryset):
+        for sync in _allowed(request, queryset, "integrations.pause_sync", "resume"):
+            services.sync_set_paused(sync=sync, paused=False)
+            self.message_user(request, f"{sync.name}: resumed.")
+
+    @admin.action(description="Replay dead letters")
+    def replay_dead_letters(self, request, queryset):
+        for sync in _allowed(request, queryset, "integrations.replay_deadletters", "replay"):
+            count, run = services.deadletters_replay(sync=sync, user=request.user)
+            suffix = f" in run {run.pk}" if run else " (next run)"
+            self.message_user(request, f"{sync.name}: {count} dead letters replayed{suffix}.")
+
+
+def _visible_syncs(request):
+    return get_objects_for_user(
+        request.user,
+        ["integrations.view_sync", "integrations.change_sync"],
+        klass=Sync,
+        any_perm=True,
+        accept_global_perms=True,
+    )
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "sync",
+        "status",
+        "trigger",
+        "queued_at",
+        "finished_at",
+        "planned",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "invalid",
+        "suppressed",
+        "blocked",
+        "rejected",
+        "dead_lettered",
+        "failed",
+    )
+    list_filter = ("status", "trigger")
+    search_fields = ("sync__name",)
+    ordering = ("-queued_at",)
+    list_select_related = ("sync",)
+    exclude = ("preview",)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.has_perm("integrations.view_sync"):
+            return queryset
+        return queryset.filter(sync__in=_visible_syncs(request))
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ("id", "sync", "record_key", "error", "attempts", "status", "created_at")
+    list_filter = ("status", "sync")
+    search_fields = ("=record_key", "error")
+    ordering = ("-created_at",)
+    list_select_related = ("sync",)
+    actions = ["replay"]
+
+    @admin.action(description="Replay selected dead letters")
+    def replay(self, request, queryset):
+        open_letters = queryset.filter(status=DeadLetterStatus.OPEN).select_related("sync")
+        by_sync: dict[Sync, list[int]] = {}
+        for letter in open_letters:
+            by_sync.setdefault(letter.sync, []).append(letter.pk)
+        for sync, ids in by_sync.items():
+            if not _may(request, "integrations.replay_deadletters", sync):
+                self.message_user(request, f"{sync.name}: you may not replay.", messages.ERROR)
+                continue
+            count, _ = services.deadletters_replay(sync=sync, user=request.user, ids=ids)
+            self.message_user(request, f"{sync.name}: {count} replayed.")
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "sync",
+        "record_key",
+        "status",
+        "destination_id",
+        "created_by_sync",
+        "attempts",
+        "last_error",
+        "synced_at",
+    )
+    list_filter = ("status", "created_by_sync")
+    search_fields = ("=record_key", "=destination_id", "=match_value")
+    list_select_related = ("sync",)
+    ordering = ("sync", "record_key")
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.has_perm("integrations.view_sync"):
+            return queryset
+        return queryset.filter(Q(sync__in=_visible_syncs(request)))

@@ -1,0 +1,132 @@
+"""Bulk writes of planner results to the ledger, without an ORM object per row.
+
+A first plan of a million records writes a million ledger rows; through the ORM that costs
+minutes (model instances, per-value preparation). Here PostgreSQL gets ``COPY`` (and an
+``UPDATE ... FROM`` a temporary table for changed rows) and SQLite ``executemany``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from integrations.models import LedgerEntry
+
+TABLE = LedgerEntry._meta.db_table
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    record_key: str
+    status: str
+    plan_hash: str
+    match_value: str
+    last_error: str
+
+
+_NEW_COLUMNS = (
+    "sync_id",
+    "record_key",
+    "status",
+    "plan_hash",
+    "match_value",
+    "last_error",
+    "payload_hash",
+    "sent_hash",
+    "destination_id",
+    "created_by_sync",
+    "attempts",
+    "idempotency_key",
+    "updated_at",
+)
+
+
+def ledger_insert(sync_id: int, rows: list[PlannedRow]) -> None:
+    if not rows:
+        return
+    now = timezone.now()
+    values = [
+        (
+            sync_id,
+            r.record_key,
+            r.status,
+            r.plan_hash,
+            r.match_value[:255],
+            r.last_error[:1000],
+            "",
+            "",
+            "",
+            False,
+            0,
+            "",
+            now,
+        )
+        for r in rows
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {TABLE} ({', '.join(_NEW_COLUMNS)}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            placeholders = ", ".join(["%s"] * len(_NEW_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO {TABLE} ({', '.join(_NEW_COLUMNS)}) VALUES ({placeholders})",
+                [(*v[:-1], connection.ops.adapt_datetimefield_value(now)) for v in values],
+            )
+
+
+def ledger_update(sync_id: int, rows: list[PlannedRow]) -> None:
+    """Set status, plan hash, match value and reason of existing entries (by record key)."""
+    if not rows:
+        return
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS ledger_plan (record_key text, status text, "
+                "plan_hash text, match_value text, last_error text) ON COMMIT DELETE ROWS"
+            )
+            with cursor.cursor.copy(
+                "COPY ledger_plan (record_key, status, plan_hash, match_value, last_error) "
+                "FROM STDIN"
+            ) as copy:
+                for r in rows:
+                    copy.write_row(
+                        (
+                            r.record_key,
+                            r.status,
+                            r.plan_hash,
+                            r.match_value[:255],
+                            r.last_error[:1000],
+                        )
+                    )
+            cursor.execute(
+                f"UPDATE {TABLE} AS l SET status = p.status, plan_hash = p.plan_hash, "
+                "match_value = CASE WHEN p.match_value = '' THEN l.match_value "
+                "ELSE p.match_value END, "
+                "last_error = p.last_error, updated_at = %s "
+                "FROM ledger_plan p WHERE l.sync_id = %s AND l.record_key = p.record_key",
+                [now, sync_id],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {TABLE} SET status = %s, plan_hash = %s, "
+                "match_value = CASE WHEN %s = '' THEN match_value ELSE %s END, "
+                "last_error = %s, updated_at = %s WHERE sync_id = %s AND record_key = %s",
+                [
+                    (
+                        r.status,
+                        r.plan_hash,
+                        r.match_value[:255],
+                        r.match_value[:255],
+                        r.last_error[:1000],
+                        connection.ops.adapt_datetimefield_value(now),
+                        sync_id,
+                        r.record_key,
+                    )
+                    for r in rows
+                ],
+            )

@@ -1,0 +1,218 @@
+"""Admin forms: write-only credentials, and sync validation as field errors."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from exports.datasets import DATASETS
+from integrations.connectors import REGISTRY
+from integrations.errors import ConnectorError
+from integrations.mapping import MappingError, template_fields
+from integrations.models import Connection, FieldMapping, Sync
+from integrations.services import destination_fields, sync_validate
+
+
+def _secret_names() -> list[str]:
+    names = []
+    for connector in REGISTRY.values():
+        for fields in connector.secret_fields.values():
+            names += [f for f in fields if f not in names]
+    return names
+
+
+class ConnectionForm(forms.ModelForm):
+    """Credentials are write-only: never rendered back, blank keeps what is stored."""
+
+    vendor = forms.ChoiceField()
+    auth_kind = forms.ChoiceField()
+    base_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text="Override the vendor's API address (allowed hosts only).",
+    )
+    clear_credentials = forms.BooleanField(
+        required=False, help_text="Remove the stored credentials."
+    )
+
+    class Meta:
+        model = Connection
+        fields = [
+            "name",
+            "vendor",
+            "auth_kind",
+            "config",
+            "base_url",
+            "allowed_regions",
+            "rate_limit_requests",
+            "rate_limit_seconds",
+        ]
+
+    def __init__(self, *args, can_edit_credentials: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["vendor"].choices = [(slug, c.label) for slug, c in sorted(REGISTRY.items())]
+        kinds = sorted({k for c in REGISTRY.values() for k in c.auth_kinds})
+        self.fields["auth_kind"].choices = [(k, k.replace("_", " ")) for k in kinds]
+        self.can_edit_credentials = can_edit_credentials
+        stored = bool(self.instance.pk and self.instance.credentials_ciphertext)
+        for name in _secret_names():
+            self.fields[name] = forms.CharField(
+                required=False,
+                strip=True,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+                help_text=(
+                    "Stored. Leave blank to keep it." if stored else "Needed for this auth kind."
+                )
+                if can_edit_credentials
+                else "Managed by an Integration Admin.",
+                disabled=not can_edit_credentials,
+            )
+        if not can_edit_credentials:
+            self.fields["clear_credentials"].disabled = True
+
+    def clean(self):
+        cleaned = super().clean()
+        connector = REGISTRY.get(cleaned.get("vendor"))
+        if connector and self.can_edit_credentials:
+            needed = connector.secret_fields.get(cleaned.get("auth_kind"), ())
+            stored = self.instance.get_credentials() if self.instance.pk else {}
+            keep_stored = not cleaned.get("clear_credentials")
+            for name in needed:
+                if not cleaned.get(name) and not (keep_stored and stored.get(name)):
+                    self.add_error(name, f"{connector.label} needs {name} for this auth kind.")
+        return cleaned
+
+    def save(self, commit=True):
+        connection = super().save(commit=False)
+        if self.can_edit_credentials:
+            connector = REGISTRY[connection.vendor]
+            names = connector.secret_fields.get(connection.auth_kind, ())
+            values = (
+                {} if self.cleaned_data.get("clear_credentials") else connection.get_credentials()
+            )
+            values = {k: v for k, v in values.items() if k in names}
+            values.update({n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n)})
+            connection.set_credentials(values)
+        if commit:
+            connection.save()
+        return connection
+
+
+def _secret_field() -> forms.CharField:
+    return forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+
+
+# One write-only field per secret any connector declares (token, api_key, ...).
+for _name in _secret_names():
+    ConnectionForm.declared_fields[_name] = ConnectionForm.base_fields[_name] = _secret_field()
+
+
+class SyncForm(forms.ModelForm):
+    dataset = forms.ChoiceField(choices=[(name, d.label) for name, d in DATASETS.items()])
+
+    class Meta:
+        model = Sync
+        fields = [
+            "name",
+            "connection",
+            "dataset",
+            "filters",
+            "destination_object",
+            "destination_config",
+            "mode",
+            "match_source_field",
+            "match_destination_field",
+            "consent_purpose",
+            "cron",
+            "every_minutes",
+            "enabled",
+            "mirror_max_delete_share",
+            "lookback_minutes",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        sync = self.instance
+        for name, value in cleaned.items():
+            setattr(sync, name, value)
+        try:
+            sync_validate(sync, [])  # the mappings are checked by their formset
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                target = field if field in self.fields else None
+                for message in messages:
+                    if target is None and field != "mappings":
+                        message = f"{field}: {message}"
+                    if field != "mappings":
+                        self.add_error(target, message)
+        return cleaned
+
+
+class MappingFormSet(forms.BaseInlineFormSet):
+    """Each mapping row: its source exists in the dataset, its target at the destination."""
+
+    def clean(self):
+        super().clean()
+        sync = self.instance
+        dataset = DATASETS.get(sync.dataset)
+        connector = REGISTRY.get(sync.connection.vendor) if sync.connection_id else None
+        if dataset is None or connector is None or sync.destination_object not in connector.objects:
+            return
+        try:
+            known = {
+                f.name: f
+                for f in destination_fields(
+                    connection=sync.connection,
+                    object_name=sync.destination_object,
+                    destination_config=sync.destination_config or {},
+                )
+            }
+        except ConnectorError as exc:
+            raise ValidationError(
+                f"Could not read the destination's fields to check the mapping: {exc}"
+            ) from None
+        targets = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            source, template = data.get("source_field", ""), data.get("template", "")
+            target = data.get("destination_field", "")
+            if not source and not template:
+                form.add_error("source_field", "Give a source field or a template.")
+                continue
+            try:
+                used = template_fields(template) if template else [source]
+            except MappingError as exc:
+                form.add_error("template", str(exc))
+                continue
+            unknown = [name for name in used if name not in dataset.field_names]
+            if unknown:
+                form.add_error(
+                    "template" if template else "source_field",
+                    f"{', '.join(unknown)} is not a field of {dataset.name}.",
+                )
+            if target not in known:
+                sample = ", ".join(sorted(known)[:30])
+                form.add_error(
+                    "destination_field",
+                    f"{target!r} does not exist at {connector.label} "
+                    f"({sync.destination_object}); fields include: {sample}",
+                )
+            elif known[target].read_only:
+                form.add_error("destination_field", f"{target!r} is read-only at the destination.")
+            if target in targets:
+                form.add_error("destination_field", f"{target!r} is mapped twice.")
+            targets.add(target)
+
+
+class FieldMappingForm(forms.ModelForm):
+    class Meta:
+        model = FieldMapping
+        fields = ["source_field", "template", "destination_field", "transform", "position"]
