@@ -4,6 +4,9 @@ SCOPES: dict[str, str] = {
     "export:clients": "Read the clients dataset",
     "export:metrics": "Read the metrics dataset",
     "export:contacts": "Read the contacts dataset (personal data)",
+    "integrations:read": "Read integration status, runs and configuration",
+    "integrations:configure": "Create and change connections, syncs and schedules",
+    "integrations:run": "Start sync and export runs",
 }
 
 
