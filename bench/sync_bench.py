@@ -110,13 +110,16 @@ def plan_once(sync: Sync) -> tuple[float, int]:
 def mark_all_delivered(sync: Sync) -> None:
     """What delivery would leave in the ledger: every record confirmed with its hash."""
     ctx = SyncContext.load(sync)
+    hashes = []  # read first: the connection cannot query while a COPY is open
+    for rows in ctx.reader.changed(None):
+        for row in rows:
+            d = ctx.decide(row, None, None)
+            hashes.append((d.key, d.payload_hash))
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMPORARY TABLE bench_hashes (record_key text, payload_hash text)")
         with cursor.cursor.copy("COPY bench_hashes FROM STDIN") as copy:
-            for rows in ctx.reader.changed(None):
-                for row in rows:
-                    d = ctx.decide(row, None, None)
-                    copy.write_row((d.key, d.payload_hash))
+            for row in hashes:
+                copy.write_row(row)
         cursor.execute(
             "UPDATE integrations_ledgerentry l SET status = 'synced', "
             "payload_hash = h.payload_hash FROM bench_hashes h "

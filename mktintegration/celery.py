@@ -16,4 +16,5 @@ app.conf.beat_schedule = {
     "worker-heartbeat": {"task": "mktintegration.heartbeat", "schedule": 30.0},
     "refresh-company-metrics": {"task": "backbone.refresh_metrics", "schedule": 3600.0},
     "reap-stale-export-runs": {"task": "exports.reap_stale_runs", "schedule": 60.0},
+    "reap-stale-sync-runs": {"task": "integrations.reap", "schedule": 60.0},
 }

@@ -60,3 +60,19 @@ def rotate_ciphertext(ciphertext: str) -> str:
         return _fernet().rotate(ciphertext.encode()).decode()
     except InvalidToken as exc:
         raise SecretsUnreadable("a stored secret cannot be decrypted with any current key") from exc
+
+
+def encrypted_fields_rotate() -> dict[str, int]:
+    """Re-encrypt every registered ciphertext under the newest key, all or nothing."""
+    from django.apps import apps
+    from django.db import transaction
+
+    counts = {}
+    with transaction.atomic():
+        for label, field_name in ENCRYPTED_FIELDS.items():
+            model = apps.get_model(label)
+            rows = model.objects.exclude(**{field_name: ""}).values_list("pk", field_name)
+            for pk, ciphertext in rows:
+                model.objects.filter(pk=pk).update(**{field_name: rotate_ciphertext(ciphertext)})
+            counts[label] = len(rows)
+    return counts

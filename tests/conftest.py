@@ -7,6 +7,16 @@ from tests.factories import UserFactory
 PASSWORD = "correct horse battery"
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this session's data folder (test database, broker files)."""
+    import shutil
+
+    from django.conf import settings
+
+    if settings.configured and "data/test/run-" in str(settings.DATA_DIR):
+        shutil.rmtree(settings.DATA_DIR, ignore_errors=True)
+
+
 @pytest.fixture
 def user_with_role(db):
     """A staff user in the given role's group: ``user_with_role("Auditor")``."""

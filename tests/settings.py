@@ -13,7 +13,11 @@ _TEST_DEFAULTS = {
     # A fixed test-only Fernet key, so encrypted fixtures stay readable between runs.
     "MKT_ENCRYPTION_KEYS": "dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=",
     "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-    "MKT_DATA_DIR": str(Path(__file__).resolve().parent.parent / "data" / "test"),
+    # One folder per test session (SQLite test database, file broker), so concurrent runs on
+    # one machine do not share them; worker subprocesses inherit it through the environment.
+    "MKT_DATA_DIR": str(
+        Path(__file__).resolve().parent.parent / "data" / "test" / f"run-{os.getpid()}"
+    ),
     "SECURE_SSL_REDIRECT": "0",
     "SESSION_COOKIE_SECURE": "0",
     "CSRF_COOKIE_SECURE": "0",
@@ -30,3 +34,6 @@ from mktintegration import settings as _production  # noqa: E402
 
 globals().update({name: value for name, value in vars(_production).items() if name.isupper()})
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F821 (copied above)
+    # Concurrent sessions on one server get their own test database too.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F821
