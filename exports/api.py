@@ -26,6 +26,7 @@ from exports.guardrails import export_row_limit
 from exports.query import ExportInputError, ExportQuery, count_select, export_query_parse
 from exports.streaming import CONTENT_TYPES, ExportStream, json_page
 from mktintegration.api_auth import HasScope, client_address
+from mktintegration.api_base import AuditActorMixin
 
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
@@ -83,7 +84,7 @@ def _params(request) -> dict[str, str]:
     return {key: ",".join(request.query_params.getlist(key)) for key in request.query_params}
 
 
-class DatasetExportView(APIView):
+class DatasetExportView(AuditActorMixin, APIView):
     dataset: Dataset = None  # set by as_view(dataset=...)
     permission_classes = [permissions.IsAuthenticated, HasScope, CanExportDataset]
     throttle_classes = [ExportThrottle]

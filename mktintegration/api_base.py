@@ -4,16 +4,22 @@ ExportSchedule): the same rules as ObjectPermissionAdmin.
 A caller with the model-level permission sees every object; anyone else sees only objects they
 hold an object grant on, and any other id answers 404 (never 403), so ids do not leak. Token
 requests also need the view's scope (``HasScope``), and the token's user's permissions.
+
+``AuditActorMixin`` (part of the base) records the authenticated user as the actor of any
+configuration change the request makes: DRF checks tokens after auditlog's middleware ran.
 """
 
 from __future__ import annotations
+
+from contextlib import ExitStack
 
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 from rest_framework import exceptions, permissions
 from rest_framework.views import APIView
 
-from mktintegration.api_auth import HasScope
+from audit.context import audit_actor
+from mktintegration.api_auth import HasScope, client_address
 
 
 def objects_for(user, model, actions: tuple[str, ...] = ("view", "change")):
@@ -28,7 +34,25 @@ def may(user, perm: str, obj) -> bool:
     return user.has_perm(perm) or user.has_perm(perm, obj)
 
 
-class GrantedObjectsAPIView(APIView):
+class AuditActorMixin:
+    """For DRF views: changes made while handling the request are recorded in the change
+    history with the authenticated user (session or API token) as the actor."""
+
+    def dispatch(self, request, *args, **kwargs):
+        with ExitStack() as stack:
+            self._audit_actor_stack = stack
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authenticates and checks permissions
+        user = request.user
+        if user is not None and user.is_authenticated:
+            self._audit_actor_stack.enter_context(
+                audit_actor(user, remote_addr=client_address(request))
+            )
+
+
+class GrantedObjectsAPIView(AuditActorMixin, APIView):
     """Subclasses set ``model`` and ``scope`` (or override ``required_scope``)."""
 
     model = None
