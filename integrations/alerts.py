@@ -1,5 +1,8 @@
-"""Alerts about syncs. E-mail delivery with de-duplication arrives with the operations work;
-until then alerts go to the log at WARNING, which the deployment's log shipping sees."""
+"""Alerts the sync engine raises. The engine calls these two functions; the e-mail, the
+recipients, de-duplication and rate limiting live in ``integrations.operations.alerts``.
+
+An alert that cannot be recorded or mailed is logged and never fails the run that raised it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,19 @@ def alert_mirror_guard(*, sync, run) -> None:
     log.warning(
         "ALERT mirror delete guard tripped on sync %s (%s): %s", sync.pk, sync.name, run.error
     )
+    try:
+        from integrations.operations.alerts import mirror_guard_tripped
+
+        mirror_guard_tripped(sync=sync, run=run)
+    except Exception:
+        log.exception("ALERT mirror guard of sync %s could not be sent", sync.pk)
 
 
 def alert_sync_paused(*, sync, reason: str) -> None:
     log.warning("ALERT sync %s (%s) paused: %s", sync.pk, sync.name, reason)
+    try:
+        from integrations.operations.alerts import sync_paused
+
+        sync_paused(sync=sync, reason=reason)
+    except Exception:
+        log.exception("ALERT pause of sync %s could not be sent", sync.pk)

@@ -16,5 +16,9 @@ app.conf.beat_schedule = {
     "worker-heartbeat": {"task": "mktintegration.heartbeat", "schedule": 30.0},
     "refresh-company-metrics": {"task": "backbone.refresh_metrics", "schedule": 3600.0},
     "reap-stale-export-runs": {"task": "exports.reap_stale_runs", "schedule": 60.0},
+    # Connection uptime checks (each due every MKT_CONNECTION_CHECK_MINUTES) and state-change
+    # alerts, including scheduled runs that never started (docs/operations.md).
+    "check-connections": {"task": "operations.check_connections", "schedule": 60.0},
+    "evaluate-alerts": {"task": "operations.evaluate_alerts", "schedule": 120.0},
     "reap-stale-sync-runs": {"task": "integrations.reap", "schedule": 60.0},
 }

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "exports.backbone",
     "exports",
     "integrations",
+    "integrations.operations",
     "audit",
 ]
 
@@ -230,7 +231,7 @@ MKT_BASE_URL = (env_str("MKT_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
 # --- Security ------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
@@ -307,6 +308,28 @@ for _name in (
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1.")
+
+# --- Operations: status, alerts, uptime, metrics (docs/operations.md) -------------------------
+# Each connection's credentials are tested this often (beat looks every minute for due ones).
+MKT_CONNECTION_CHECK_MINUTES = env_int("MKT_CONNECTION_CHECK_MINUTES", 15)
+# A connection whose checks succeeded less than this share (percent) of the last 24 h is degraded.
+MKT_STATUS_UPTIME_TARGET = float(env_str("MKT_STATUS_UPTIME_TARGET") or 99.0)
+# Alerts: the groups whose users get every alert (besides each object's own list), the open
+# dead letters of one sync that raise an alert, how late a scheduled run may start before it
+# counts as missed, how often the same alert may be sent, and how soon expiring credentials warn.
+MKT_ALERT_ROLES = env_list("MKT_ALERT_ROLES", ["Integration Admin"])
+MKT_ALERT_DEAD_LETTER_THRESHOLD = env_int("MKT_ALERT_DEAD_LETTER_THRESHOLD", 100)
+MKT_ALERT_MISSED_GRACE_MINUTES = env_int("MKT_ALERT_MISSED_GRACE_MINUTES", 10)
+MKT_ALERT_REPEAT_MINUTES = env_int("MKT_ALERT_REPEAT_MINUTES", 60)
+MKT_ALERT_EXPIRY_WARNING_DAYS = env_int("MKT_ALERT_EXPIRY_WARNING_DAYS", 7)
+# The real-time objective: p95 of source change -> confirmed at the destination, seconds.
+MKT_SLO_P95_SECONDS = env_int("MKT_SLO_P95_SECONDS", 60)
+# /metrics answers a bearer token (if set) or, without one, these networks (direct requests,
+# not ones relayed by a proxy); anything else gets 403. Empty: no network is trusted.
+MKT_METRICS_TOKEN = env_str("MKT_METRICS_TOKEN") or ""
+MKT_METRICS_ALLOWED_NETWORKS = env_list("MKT_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+# Scrapes within this many seconds share one reading of the database (cache, all processes).
+MKT_METRICS_CACHE_SECONDS = env_int("MKT_METRICS_CACHE_SECONDS", 10)
 
 # Optional key for hashing API token secrets (the secrets are 256-bit random already).
 MKT_TOKEN_PEPPER = env_str("MKT_TOKEN_PEPPER") or ""

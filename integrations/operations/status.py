@@ -1,0 +1,433 @@
+"""Selectors: the state of every connection, sync and export schedule a user may see.
+
+The state rule (docs/operations.md#states), first match wins:
+
+- sync: **paused** when paused or disabled; **failing** when its connection's credentials are
+  rejected or its latest finished run failed; **degraded** when its latest finished run left
+  records undelivered, a run in the last 24 h failed or left records undelivered, dead letters
+  are open, its connection's latest check failed, or a scheduled run did not start; else
+  **healthy**.
+- export schedule: **paused** when disabled; **failing** when its latest finished run failed;
+  **degraded** when a run in the last 24 h failed, a run is waiting to retry, or a scheduled
+  run did not start; else **healthy**.
+- connection: **failing** when its latest check failed; **paused** when it has syncs and all
+  are paused or disabled; **degraded** when fewer than MKT_STATUS_UPTIME_TARGET percent of its
+  checks in the last 24 h succeeded; else **healthy**.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from exports.models import ExportRun, ExportSchedule
+from exports.models import RunStatus as ExportRunStatus
+from integrations.models import (
+    Connection,
+    ConnectionCheck,
+    ConnectionStatus,
+    DeadLetter,
+    DeadLetterStatus,
+    RunStatus,
+    Sync,
+    SyncRun,
+)
+from integrations.models.runs import ACTIVE_RUN_STATUSES
+from integrations.operations.timing import beat_entries, missed_tick, next_run_at, schedule_text
+
+HEALTHY, DEGRADED, FAILING, PAUSED = "healthy", "degraded", "failing", "paused"
+STATES = (HEALTHY, DEGRADED, FAILING, PAUSED)
+
+SYNC_FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.PAUSED)
+SYNC_ERRORS = (RunStatus.FAILED, RunStatus.PARTIAL)
+EXPORT_FINISHED = (ExportRunStatus.SUCCEEDED, ExportRunStatus.FAILED)
+EXPORT_ACTIVE = (ExportRunStatus.QUEUED, ExportRunStatus.RUNNING)
+
+
+@dataclass
+class ObjectStatus:
+    kind: str  # connection | sync | export_schedule
+    id: int
+    name: str
+    state: str = HEALTHY
+    reasons: list[str] = field(default_factory=list)
+    vendor: str = ""
+    connection_id: int | None = None
+    schedule: str = ""
+    last_run: dict[str, Any] | None = None
+    active_run: dict[str, Any] | None = None
+    next_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    seconds_since_success: int | None = None
+    runs_24h: int = 0
+    error_rate_24h: float | None = None
+    uptime_24h: float | None = None
+    uptime_7d: float | None = None
+    dead_letters: int = 0
+    schedule_missed_at: datetime | None = None
+    admin_path: str = ""
+
+
+def _duration(start, end) -> float | None:
+    if start and end:
+        return round((end - start).total_seconds(), 3)
+    return None
+
+
+def sync_run_summary(run: SyncRun) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "trigger": run.trigger,
+        "queued_at": run.queued_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_seconds": _duration(run.started_at, run.finished_at),
+        "planned": run.planned,
+        "batches_total": run.batches_total,
+        "batches_done": run.batches_done,
+        "counts": run.counts(),
+        "error": run.error,
+    }
+
+
+def export_run_summary(run: ExportRun) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "trigger": run.trigger,
+        "queued_at": run.queued_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_seconds": round(run.duration_ms / 1000, 3) if run.finished_at else None,
+        "attempt": run.attempt,
+        "rows": run.rows,
+        "bytes": run.bytes,
+        "file_name": run.file_name,
+        "error": run.error,
+    }
+
+
+def _rate(errors: int, total: int) -> float | None:
+    return round(errors / total, 4) if total else None
+
+
+def _since(moment: datetime | None, now: datetime) -> int | None:
+    return int((now - moment).total_seconds()) if moment else None
+
+
+def uptime_by_connection(ids, *, now: datetime) -> dict[int, dict[str, float | None]]:
+    """Per connection: the share (percent) of checks that succeeded in the last 24 h and 7 d."""
+    result: dict[int, dict[str, float | None]] = {i: {"24h": None, "7d": None} for i in ids}
+    for label, window in (("24h", timedelta(hours=24)), ("7d", timedelta(days=7))):
+        rows = (
+            ConnectionCheck.objects.filter(connection_id__in=ids, checked_at__gte=now - window)
+            .values("connection_id")
+            .annotate(total=Count("id"), ok=Count("id", filter=Q(ok=True)))
+        )
+        for row in rows:
+            result[row["connection_id"]][label] = round(100 * row["ok"] / row["total"], 2)
+    return result
+
+
+def schedule_missed(
+    *, runs, cron: str, every_minutes: int | None, since: datetime, now: datetime
+) -> datetime | None:
+    """The tick whose run did not start (None: on time). ``runs``: the object's run queryset.
+
+    On time means a run the scheduler started (skipped ones included) was queued since the
+    tick, or some run was going during the window (beat's tick then had nothing to do).
+    """
+    grace = timedelta(minutes=settings.MKT_ALERT_MISSED_GRACE_MINUTES)
+    tick = missed_tick(cron=cron, every_minutes=every_minutes, since=since, now=now, grace=grace)
+    if tick is None:
+        return None
+    window_start = tick - timedelta(minutes=1) if cron else tick
+    started = runs.filter(trigger="schedule", queued_at__gte=window_start).exists()
+    overlapping = runs.filter(queued_at__lte=now - grace).filter(
+        Q(finished_at__isnull=True) | Q(finished_at__gte=window_start)
+    )
+    if started or overlapping.exists():
+        return None
+    return tick
+
+
+def _active_since(kind: str, obj, now: datetime) -> datetime:
+    """From when the object's schedule was in force: its last change, or when the alert
+    evaluation first saw it runnable (a resume does not touch updated_at)."""
+    from integrations.operations.models import AlertState
+
+    state = AlertState.objects.filter(key=f"{kind}:{obj.pk}:schedule").first()
+    seen = state.changed_at if state is not None and state.state != "inactive" else now
+    return max(obj.updated_at, seen)
+
+
+# --- syncs ---------------------------------------------------------------------------------
+
+
+def sync_statuses(syncs, *, now: datetime | None = None) -> list[ObjectStatus]:
+    now = now or timezone.now()
+    syncs = list(syncs.select_related("connection").order_by("name"))
+    ids = [s.pk for s in syncs]
+    day_ago = now - timedelta(hours=24)
+    latest_ids = {}
+    for sync_id, run_id in (
+        SyncRun.objects.filter(sync_id__in=ids, status__in=SYNC_FINISHED)
+        .values("sync_id")
+        .annotate(latest=Max("id"))
+        .values_list("sync_id", "latest")
+    ):
+        latest_ids[sync_id] = run_id
+    latest = {r.sync_id: r for r in SyncRun.objects.filter(pk__in=latest_ids.values())}
+    active = {
+        r.sync_id: r
+        for r in SyncRun.objects.filter(sync_id__in=ids, status__in=ACTIVE_RUN_STATUSES)
+    }
+    success = dict(
+        SyncRun.objects.filter(sync_id__in=ids, status=RunStatus.SUCCEEDED)
+        .values("sync_id")
+        .annotate(at=Max("finished_at"))
+        .values_list("sync_id", "at")
+    )
+    day = {
+        row["sync_id"]: row
+        for row in SyncRun.objects.filter(
+            sync_id__in=ids, status__in=SYNC_FINISHED, finished_at__gte=day_ago
+        )
+        .values("sync_id")
+        .annotate(total=Count("id"), errors=Count("id", filter=Q(status__in=SYNC_ERRORS)))
+    }
+    letters = dict(
+        DeadLetter.objects.filter(sync_id__in=ids, status=DeadLetterStatus.OPEN)
+        .values("sync_id")
+        .annotate(n=Count("id"))
+        .values_list("sync_id", "n")
+    )
+    uptime = uptime_by_connection({s.connection_id for s in syncs}, now=now)
+    entries = beat_entries([s.periodic_task_name for s in syncs])
+    result = []
+    for sync in syncs:
+        status = ObjectStatus(
+            kind="sync",
+            id=sync.pk,
+            name=sync.name,
+            vendor=sync.connection.vendor,
+            connection_id=sync.connection_id,
+            schedule=schedule_text(cron=sync.cron, every_minutes=sync.every_minutes),
+            admin_path=f"/admin/integrations/sync/{sync.pk}/change/",
+        )
+        run = latest.get(sync.pk)
+        status.last_run = sync_run_summary(run) if run else None
+        if sync.pk in active:
+            status.active_run = sync_run_summary(active[sync.pk])
+        status.last_success_at = success.get(sync.pk)
+        status.seconds_since_success = _since(status.last_success_at, now)
+        stats = day.get(sync.pk)
+        status.runs_24h = stats["total"] if stats else 0
+        status.error_rate_24h = _rate(stats["errors"], stats["total"]) if stats else None
+        status.uptime_24h = uptime[sync.connection_id]["24h"]
+        status.uptime_7d = uptime[sync.connection_id]["7d"]
+        status.dead_letters = letters.get(sync.pk, 0)
+        runnable = sync.enabled and not sync.paused
+        status.next_run_at = (
+            next_run_at(entries.get(sync.periodic_task_name), now=now) if runnable else None
+        )
+        if runnable:
+            status.schedule_missed_at = schedule_missed(
+                runs=SyncRun.objects.filter(sync=sync),
+                cron=sync.cron,
+                every_minutes=sync.every_minutes,
+                since=_active_since("sync", sync, now),
+                now=now,
+            )
+        _sync_state(status, sync, run)
+        result.append(status)
+    return result
+
+
+def _sync_state(status: ObjectStatus, sync: Sync, run: SyncRun | None) -> None:
+    if sync.paused or not sync.enabled:
+        status.state = PAUSED
+        status.reasons.append((sync.pause_reason or "paused") if sync.paused else "disabled")
+        return
+    failing = []
+    if sync.connection.status == ConnectionStatus.AUTH_FAILED:
+        failing.append("the connection's credentials were rejected")
+    if run is not None and run.status == RunStatus.FAILED:
+        failing.append(f"the latest run failed: {run.error}"[:300])
+    if failing:
+        status.state, status.reasons = FAILING, failing
+        return
+    degraded = []
+    if run is not None and run.status == RunStatus.PARTIAL:
+        degraded.append("the latest run left records undelivered")
+    if status.error_rate_24h:
+        degraded.append(f"{status.error_rate_24h:.0%} of the runs in the last 24 h had errors")
+    if status.dead_letters:
+        degraded.append(f"{status.dead_letters} dead letters are open")
+    if sync.connection.status == ConnectionStatus.FAILING:
+        degraded.append("the connection's latest check failed")
+    if status.schedule_missed_at:
+        degraded.append(
+            f"the run due at {status.schedule_missed_at:%Y-%m-%d %H:%M} UTC never started"
+        )
+    if degraded:
+        status.state, status.reasons = DEGRADED, degraded
+
+
+# --- export schedules ----------------------------------------------------------------------
+
+
+def export_statuses(schedules, *, now: datetime | None = None) -> list[ObjectStatus]:
+    now = now or timezone.now()
+    schedules = list(schedules.select_related("destination").order_by("name"))
+    ids = [s.pk for s in schedules]
+    day_ago = now - timedelta(hours=24)
+    latest_ids = dict(
+        ExportRun.objects.filter(schedule_id__in=ids, status__in=EXPORT_FINISHED)
+        .values("schedule_id")
+        .annotate(latest=Max("id"))
+        .values_list("schedule_id", "latest")
+    )
+    latest = {r.schedule_id: r for r in ExportRun.objects.filter(pk__in=latest_ids.values())}
+    active = {
+        r.schedule_id: r
+        for r in ExportRun.objects.filter(schedule_id__in=ids, status__in=EXPORT_ACTIVE)
+    }
+    success = dict(
+        ExportRun.objects.filter(schedule_id__in=ids, status=ExportRunStatus.SUCCEEDED)
+        .values("schedule_id")
+        .annotate(at=Max("finished_at"))
+        .values_list("schedule_id", "at")
+    )
+    day = {
+        row["schedule_id"]: row
+        for row in ExportRun.objects.filter(
+            schedule_id__in=ids, status__in=EXPORT_FINISHED, finished_at__gte=day_ago
+        )
+        .values("schedule_id")
+        .annotate(total=Count("id"), errors=Count("id", filter=Q(status=ExportRunStatus.FAILED)))
+    }
+    entries = beat_entries([s.beat_name for s in schedules])
+    result = []
+    for schedule in schedules:
+        status = ObjectStatus(
+            kind="export_schedule",
+            id=schedule.pk,
+            name=schedule.name,
+            schedule=schedule_text(cron=schedule.cron, every_minutes=schedule.every_minutes),
+            admin_path=f"/admin/exports/exportschedule/{schedule.pk}/change/",
+        )
+        run = latest.get(schedule.pk)
+        status.last_run = export_run_summary(run) if run else None
+        if schedule.pk in active:
+            status.active_run = export_run_summary(active[schedule.pk])
+        status.last_success_at = success.get(schedule.pk)
+        status.seconds_since_success = _since(status.last_success_at, now)
+        stats = day.get(schedule.pk)
+        status.runs_24h = stats["total"] if stats else 0
+        status.error_rate_24h = _rate(stats["errors"], stats["total"]) if stats else None
+        if schedule.enabled:
+            status.next_run_at = next_run_at(entries.get(schedule.beat_name), now=now)
+            status.schedule_missed_at = schedule_missed(
+                runs=ExportRun.objects.filter(schedule=schedule),
+                cron=schedule.cron,
+                every_minutes=schedule.every_minutes,
+                since=_active_since("export", schedule, now),
+                now=now,
+            )
+        _export_state(status, schedule, run, active.get(schedule.pk))
+        result.append(status)
+    return result
+
+
+def _export_state(status, schedule, run, active) -> None:
+    if not schedule.enabled:
+        status.state, status.reasons = PAUSED, ["disabled"]
+        return
+    if run is not None and run.status == ExportRunStatus.FAILED:
+        status.state, status.reasons = FAILING, [f"the latest run failed: {run.error}"[:300]]
+        return
+    degraded = []
+    if status.error_rate_24h:
+        degraded.append(f"{status.error_rate_24h:.0%} of the runs in the last 24 h failed")
+    if active is not None and active.status == ExportRunStatus.QUEUED and active.error:
+        degraded.append(f"run {active.pk} is waiting to retry: {active.error}"[:300])
+    if status.schedule_missed_at:
+        degraded.append(
+            f"the run due at {status.schedule_missed_at:%Y-%m-%d %H:%M} UTC never started"
+        )
+    if degraded:
+        status.state, status.reasons = DEGRADED, degraded
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+def connection_statuses(connections, *, now: datetime | None = None) -> list[ObjectStatus]:
+    now = now or timezone.now()
+    connections = list(connections.order_by("name"))
+    ids = [c.pk for c in connections]
+    uptime = uptime_by_connection(ids, now=now)
+    sync_flags: dict[int, list[bool]] = defaultdict(list)
+    for connection_id, enabled, paused in Sync.objects.filter(connection_id__in=ids).values_list(
+        "connection_id", "enabled", "paused"
+    ):
+        sync_flags[connection_id].append(enabled and not paused)
+    letters = dict(
+        DeadLetter.objects.filter(sync__connection_id__in=ids, status=DeadLetterStatus.OPEN)
+        .values("sync__connection_id")
+        .annotate(n=Count("id"))
+        .values_list("sync__connection_id", "n")
+    )
+    last_ok = dict(
+        ConnectionCheck.objects.filter(connection_id__in=ids, ok=True)
+        .values("connection_id")
+        .annotate(at=Max("checked_at"))
+        .values_list("connection_id", "at")
+    )
+    result = []
+    for connection in connections:
+        status = ObjectStatus(
+            kind="connection",
+            id=connection.pk,
+            name=connection.name,
+            vendor=connection.vendor,
+            admin_path=f"/admin/integrations/connection/{connection.pk}/change/",
+            uptime_24h=uptime[connection.pk]["24h"],
+            uptime_7d=uptime[connection.pk]["7d"],
+            dead_letters=letters.get(connection.pk, 0),
+            last_success_at=last_ok.get(connection.pk),
+        )
+        status.seconds_since_success = _since(status.last_success_at, now)
+        if connection.status in (ConnectionStatus.AUTH_FAILED, ConnectionStatus.FAILING):
+            what = "credentials rejected" if connection.status == "auth_failed" else "check failed"
+            status.state = FAILING
+            status.reasons = [f"latest {what}: {connection.last_error}"[:300]]
+        elif sync_flags[connection.pk] and not any(sync_flags[connection.pk]):
+            status.state, status.reasons = PAUSED, ["every sync on it is paused or disabled"]
+        elif (
+            status.uptime_24h is not None and status.uptime_24h < settings.MKT_STATUS_UPTIME_TARGET
+        ):
+            status.state = DEGRADED
+            status.reasons = [f"{status.uptime_24h}% of the checks in the last 24 h succeeded"]
+        result.append(status)
+    return result
+
+
+def visible_statuses(user, *, now: datetime | None = None) -> dict[str, list[ObjectStatus]]:
+    """Everything the user may see, by kind."""
+    from mktintegration.api_base import objects_for
+
+    now = now or timezone.now()
+    return {
+        "connections": connection_statuses(objects_for(user, Connection), now=now),
+        "syncs": sync_statuses(objects_for(user, Sync), now=now),
+        "export_schedules": export_statuses(objects_for(user, ExportSchedule), now=now),
+    }
