@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("exports.urls")),
+    path("", include("integrations.operations.urls")),
     path("admin/", admin.site.urls),
 ]

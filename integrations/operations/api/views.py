@@ -1,0 +1,351 @@
+"""The operations APIs under /marketing/integrations/ (docs/operations.md, docs/configure-api.md).
+
+All are ``GrantedObjectsAPIView``s: a caller sees only the objects granted to them (or all,
+with the model-level permission), other ids answer 404, and tokens need the view's scope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status as http
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from exports.models import ExportRun, ExportSchedule, RunTrigger
+from exports.models import RunStatus as ExportRunStatus
+from exports.services import export_run_start
+from integrations.connectors import REGISTRY
+from integrations.models import Connection, RunStatus, Sync, SyncRun, Trigger
+from integrations.operations import status as selectors
+from integrations.operations.api import serializers as out
+from integrations.operations.configure.apply import (
+    ConfigureForbidden,
+    ConfigureInvalid,
+    configure_apply,
+)
+from integrations.operations.configure.document import ConfigureDocument, flatten, unknown_keys
+from integrations.operations.configure.plan import NotVisible
+from integrations.services import SyncBusy, sync_run_start
+from mktintegration.api_base import GrantedObjectsAPIView, objects_for
+
+READ, CONFIGURE, RUN = "integrations:read", "integrations:configure", "integrations:run"
+
+
+def _errors(errors, detail: str) -> dict:
+    return {"detail": detail, "errors": [{"path": p, "message": m} for p, m in errors]}
+
+
+def _filter_values(request, name: str, allowed) -> list[str]:
+    values = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")]
+    values = [v for v in values if v]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValidationError(
+            {name: [f"unknown {name} {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"]}
+        )
+    return values
+
+
+def _status_dict(status: selectors.ObjectStatus, request) -> dict:
+    data = asdict(status)
+    data["admin_url"] = request.build_absolute_uri(status.admin_path)
+    return data
+
+
+class StatusView(GrantedObjectsAPIView):
+    model = Connection
+    scope = READ
+    FILTERS = ("vendor", "state")
+
+    @extend_schema(
+        summary="Integration status",
+        description=(
+            "State (healthy, degraded, failing, paused), last and active run, next scheduled "
+            "run, time since the last success, error rate over 24 h, uptime over 24 h and 7 d "
+            "and open dead letters of every connection, sync and export schedule you may see. "
+            "The state rule is in docs/operations.md. Needs the `integrations:read` scope."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "vendor",
+                str,
+                description="Comma-separated vendors (export schedules have none "
+                "and are left out when this is given): " + ", ".join(sorted(REGISTRY)),
+            ),
+            OpenApiParameter(
+                "state", str, description="Comma-separated states: " + ", ".join(selectors.STATES)
+            ),
+        ],
+        responses={
+            200: out.StatusSerializer,
+            400: OpenApiResponse(
+                description="an unknown filter or value (the body lists the allowed ones)"
+            ),
+        },
+    )
+    def get(self, request):
+        unknown = sorted(set(request.query_params) - set(self.FILTERS))
+        if unknown:
+            raise ValidationError(
+                {
+                    name: [f"unknown parameter; allowed: {', '.join(self.FILTERS)}"]
+                    for name in unknown
+                }
+            )
+        vendors = _filter_values(request, "vendor", REGISTRY)
+        states = _filter_values(request, "state", selectors.STATES)
+        now = timezone.now()
+        user = request.user
+        connections = objects_for(user, Connection)
+        syncs = objects_for(user, Sync)
+        if vendors:
+            connections = connections.filter(vendor__in=vendors)
+            syncs = syncs.filter(connection__vendor__in=vendors)
+        found = {
+            "connections": selectors.connection_statuses(connections, now=now),
+            "syncs": selectors.sync_statuses(syncs, now=now),
+            "export_schedules": []
+            if vendors
+            else selectors.export_statuses(objects_for(user, ExportSchedule), now=now),
+        }
+        body = {"generated_at": now}
+        for kind, items in found.items():
+            body[kind] = [
+                _status_dict(item, request) for item in items if not states or item.state in states
+            ]
+        return Response(out.StatusSerializer(body).data)
+
+
+class ConfigureView(GrantedObjectsAPIView):
+    model = Connection
+    scope = CONFIGURE
+
+    @extend_schema(
+        summary="Create or update a connection, its syncs, mappings and schedules",
+        description=(
+            "One JSON document (docs/configure-api.md), validated as a whole and applied in "
+            "one transaction. Idempotent: the same document again answers `changed: false`. "
+            "`dry_run: true` answers the diff without applying it. Credentials are "
+            "write-only. Needs the `integrations:configure` scope and the object grants."
+        ),
+        request=ConfigureDocument,
+        responses={
+            200: out.ConfigureResultSerializer,
+            400: OpenApiResponse(
+                out.ErrorsSerializer, description="every error by JSON path; nothing changed"
+            ),
+            403: OpenApiResponse(
+                out.ErrorsSerializer, description="a change you may not make; nothing changed"
+            ),
+            404: OpenApiResponse(description="the document names an object not granted to you"),
+        },
+    )
+    def post(self, request):
+        data = request.data
+        if not isinstance(data, dict):
+            return Response(
+                _errors([("document", "the document must be a JSON object")], "invalid document"),
+                status=http.HTTP_400_BAD_REQUEST,
+            )
+        unknown = unknown_keys(ConfigureDocument(), data)
+        document = ConfigureDocument(data=data)
+        if not document.is_valid():
+            errors = unknown + flatten(document.errors)
+            return Response(
+                _errors(errors, f"{len(errors)} error(s); nothing was changed"),
+                status=http.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            result = configure_apply(
+                document=document.validated_data, user=request.user, extra_errors=unknown
+            )
+        except NotVisible as exc:
+            return Response({"detail": str(exc)}, status=http.HTTP_404_NOT_FOUND)
+        except ConfigureInvalid as exc:
+            return Response(
+                _errors(exc.errors, f"{len(exc.errors)} error(s); nothing was changed"),
+                status=http.HTTP_400_BAD_REQUEST,
+            )
+        except ConfigureForbidden as exc:
+            return Response(
+                _errors(exc.refusals, "you may not make these changes; nothing was changed"),
+                status=http.HTTP_403_FORBIDDEN,
+            )
+        return Response(
+            {
+                "changed": result.changed,
+                "dry_run": result.dry_run,
+                "diff": result.diff,
+                "config": result.config,
+                "version": result.version,
+            }
+        )
+
+
+def _sync_run_url(request, run_id: int) -> str:
+    return request.build_absolute_uri(reverse("operations:sync-run", args=[run_id]))
+
+
+def _export_run_url(request, run_id: int) -> str:
+    return request.build_absolute_uri(reverse("operations:export-run", args=[run_id]))
+
+
+class SyncRunStartView(GrantedObjectsAPIView):
+    model = Sync
+    scope = RUN
+
+    @extend_schema(
+        summary="Start a sync run now",
+        description="Queues a run (as after an upstream job). Needs the sync's run grant and "
+        "the `integrations:run` scope.",
+        request=out.SyncRunRequestSerializer,
+        responses={
+            202: out.RunStartedSerializer,
+            404: OpenApiResponse(description="no such sync visible to you"),
+            403: OpenApiResponse(description="you may see the sync but not run it"),
+            409: OpenApiResponse(
+                out.RunConflictSerializer,
+                description="a run is already going, or the sync is paused",
+            ),
+        },
+    )
+    def post(self, request, pk: int):
+        sync = self.get_granted(pk, perm="integrations.run_sync")
+        options = out.SyncRunRequestSerializer(data=request.data or {})
+        options.is_valid(raise_exception=True)
+        if sync.paused or not sync.enabled:
+            reason = (sync.pause_reason or "paused") if sync.paused else "disabled"
+            return Response(
+                {
+                    "detail": f"sync is paused: {reason}",
+                    "code": "paused",
+                    "running_run_id": None,
+                    "url": None,
+                },
+                status=http.HTTP_409_CONFLICT,
+            )
+        try:
+            run = sync_run_start(
+                sync=sync,
+                trigger=Trigger.API,
+                user=request.user,
+                full=options.validated_data["full"],
+            )
+        except SyncBusy as busy:
+            running = busy.run.pk if busy.run else None
+            return Response(
+                {
+                    "detail": str(busy),
+                    "code": "busy",
+                    "running_run_id": running,
+                    "url": _sync_run_url(request, running) if running else None,
+                },
+                status=http.HTTP_409_CONFLICT,
+            )
+        return Response(
+            {"run_id": run.pk, "status": run.status, "url": _sync_run_url(request, run.pk)},
+            status=http.HTTP_202_ACCEPTED,
+        )
+
+
+class ExportRunStartView(GrantedObjectsAPIView):
+    model = ExportSchedule
+    scope = RUN
+
+    @extend_schema(
+        summary="Start an export schedule's run now",
+        request=None,
+        responses={
+            202: out.RunStartedSerializer,
+            404: OpenApiResponse(description="no such export schedule visible to you"),
+            403: OpenApiResponse(description="you may see the schedule but not run it"),
+            409: OpenApiResponse(
+                out.RunConflictSerializer, description="a run is already going, or too soon"
+            ),
+        },
+    )
+    def post(self, request, pk: int):
+        schedule = self.get_granted(pk, perm="exports.run_exportschedule")
+        run = export_run_start(schedule=schedule, trigger=RunTrigger.MANUAL, user=request.user)
+        if run.status == ExportRunStatus.SKIPPED:
+            active = (
+                schedule.runs.filter(status__in=selectors.EXPORT_ACTIVE).exclude(pk=run.pk).first()
+            )
+            return Response(
+                {
+                    "detail": run.error,
+                    "code": "busy" if active else "too_soon",
+                    "running_run_id": active.pk if active else None,
+                    "url": _export_run_url(request, active.pk) if active else None,
+                },
+                status=http.HTTP_409_CONFLICT,
+            )
+        return Response(
+            {"run_id": run.pk, "status": run.status, "url": _export_run_url(request, run.pk)},
+            status=http.HTTP_202_ACCEPTED,
+        )
+
+
+class SyncRunDetailView(GrantedObjectsAPIView):
+    model = Sync
+    scope = READ
+
+    @extend_schema(
+        summary="A sync run: status, progress and counts per bucket",
+        responses={
+            200: out.SyncRunDetailSerializer,
+            404: OpenApiResponse(description="not visible"),
+        },
+    )
+    def get(self, request, pk: int):
+        run = (
+            SyncRun.objects.filter(pk=pk, sync__in=self.visible())
+            .exclude(status=RunStatus.PREVIEW)
+            .select_related("sync")
+            .first()
+        )
+        if run is None:
+            return Response(
+                {"detail": f"No sync run {pk} is visible to you."}, status=http.HTTP_404_NOT_FOUND
+            )
+        body = {
+            **selectors.sync_run_summary(run),
+            "sync_id": run.sync_id,
+            "sync_name": run.sync.name,
+            "url": _sync_run_url(request, run.pk),
+        }
+        return Response(out.SyncRunDetailSerializer(body).data)
+
+
+class ExportRunDetailView(GrantedObjectsAPIView):
+    model = ExportSchedule
+    scope = READ
+
+    @extend_schema(
+        summary="An export run: status, rows and bytes",
+        responses={
+            200: out.ExportRunDetailSerializer,
+            404: OpenApiResponse(description="not visible"),
+        },
+    )
+    def get(self, request, pk: int):
+        run = (
+            ExportRun.objects.filter(pk=pk, schedule__in=self.visible())
+            .select_related("schedule")
+            .first()
+        )
+        if run is None:
+            return Response(
+                {"detail": f"No export run {pk} is visible to you."}, status=http.HTTP_404_NOT_FOUND
+            )
+        body = {
+            **selectors.export_run_summary(run),
+            "schedule_id": run.schedule_id,
+            "schedule_name": run.schedule.name,
+            "url": _export_run_url(request, run.pk),
+        }
+        return Response(out.ExportRunDetailSerializer(body).data)
