@@ -52,7 +52,7 @@ from integrations.models import (  # noqa: E402
     Sync,
     SyncRun,
 )
-from integrations.services import sync_run_start  # noqa: E402
+from integrations.services import sync_delete, sync_run_start  # noqa: E402
 from tests.fakes.hubspot import FakeHubSpot  # noqa: E402
 
 MAPPINGS = [
@@ -66,7 +66,9 @@ MAPPINGS = [
 
 
 def make_sync(name: str, server: FakeHubSpot, *, filters: dict, rate: tuple[int, float] | None):
-    Sync.objects.filter(name=name).delete()
+    old = Sync.objects.filter(name=name).first()
+    if old is not None:
+        sync_delete(sync=old)
     Connection.objects.filter(name=name).delete()
     conn = Connection(
         name=name,

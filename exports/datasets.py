@@ -58,8 +58,9 @@ class Dataset:
     filters: tuple[DatasetFilter, ...]
     default_fields: tuple[str, ...]
     personal_data: bool
-    # Syncs: SQL conditions, each with one %s for a timestamp, any of which means "this row
-    # may have changed since then" (the incremental plan's pre-filter).
+    # Syncs: queries of keys, each with one %s for a timestamp, whose union is "every row that
+    # may have changed since then" (the incremental plan's pre-filter). Each should be served
+    # by an index on its timestamp, so the plan's cost follows the changes.
     changed_since: tuple[str, ...] = ()
     # Syncs: the field holding the data-residency region, and the SQL of the person whose
     # consent records apply (None: the dataset carries no consent).
@@ -200,7 +201,10 @@ CLIENTS = Dataset(
         "updated_at",
     ),
     personal_data=False,
-    changed_since=("c.updated_at >= %s", "m.updated_at >= %s"),
+    changed_since=(
+        "SELECT id FROM backbone_company WHERE updated_at >= %s",
+        "SELECT company_id FROM backbone_companymetrics WHERE updated_at >= %s",
+    ),
 )
 
 METRICS = Dataset(
@@ -268,7 +272,10 @@ METRICS = Dataset(
         "updated_at",
     ),
     personal_data=False,
-    changed_since=("m.updated_at >= %s", "c.updated_at >= %s"),
+    changed_since=(
+        "SELECT company_id FROM backbone_companymetrics WHERE updated_at >= %s",
+        "SELECT id FROM backbone_company WHERE updated_at >= %s",
+    ),
 )
 
 # The latest e-mail marketing consent of a contact (the consent_lookup_idx index serves it).
@@ -346,10 +353,10 @@ CONTACTS = Dataset(
     ),
     personal_data=True,
     changed_since=(
-        "ct.updated_at >= %s",
-        "c.updated_at >= %s",
-        "EXISTS (SELECT 1 FROM backbone_consentrecord cr2 WHERE cr2.contact_id = ct.id "
-        "AND cr2.recorded_at >= %s)",
+        "SELECT id FROM backbone_contact WHERE updated_at >= %s",
+        "SELECT ct2.id FROM backbone_contact ct2 JOIN backbone_company c2 "
+        "ON c2.id = ct2.company_id WHERE c2.updated_at >= %s",
+        "SELECT contact_id FROM backbone_consentrecord WHERE recorded_at >= %s",
     ),
     consent_subject_sql="ct.id",
 )

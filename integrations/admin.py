@@ -174,6 +174,20 @@ class SyncAdmin(ObjectPermissionAdmin):
             Sync.objects.filter(pk=sync.pk).update(config_version=sync.config_version + 1)
         services.sync_schedule_apply(sync=sync)
 
+    def delete_model(self, request, obj):
+        services.sync_delete(sync=obj)
+
+    def delete_queryset(self, request, queryset):
+        for sync in queryset:
+            services.sync_delete(sync=sync)
+
+    def get_deleted_objects(self, objs, request):
+        # Counts instead of Django's list of every related row (a ledger may hold millions).
+        syncs = list(objs)
+        allowed = all(self.has_delete_permission(request, sync) for sync in syncs)
+        summary = services.sync_delete_summary(syncs)
+        return [str(sync) for sync in syncs], summary, set() if allowed else {"sync"}, []
+
     # --- actions -----------------------------------------------------------------------------
     @admin.action(description="Preview (plan only, nothing sent)")
     def preview(self, request, queryset):

@@ -26,10 +26,12 @@ from integrations.models import (
     ConnectionStatus,
     DeadLetter,
     DeadLetterStatus,
+    FieldMapping,
     LedgerEntry,
     LedgerStatus,
     RunStatus,
     Sync,
+    SyncBatch,
     SyncRun,
     Trigger,
 )
@@ -212,9 +214,33 @@ def sync_schedule_apply(*, sync: Sync) -> None:
     )
 
 
+@transaction.atomic
 def sync_delete(*, sync: Sync) -> None:
+    """Delete a sync with its ledger, runs and dead letters (the destination is untouched).
+
+    The big child tables go first in plain DELETEs: Django's cascade would load every one of
+    possibly millions of ledger rows into memory first.
+    """
     periodic_task_remove(name=sync.periodic_task_name)
+    for queryset in (
+        DeadLetter.objects.filter(sync=sync),
+        SyncBatch.objects.filter(run__sync=sync),
+        SyncRun.objects.filter(sync=sync),
+        LedgerEntry.objects.filter(sync=sync),
+    ):
+        queryset._raw_delete(queryset.db)
     sync.delete()
+
+
+def sync_delete_summary(syncs) -> dict[str, int]:
+    """What deleting these syncs removes (for the admin's confirmation page)."""
+    return {
+        "syncs": len(syncs),
+        "field mappings": FieldMapping.objects.filter(sync__in=syncs).count(),
+        "ledger entries": LedgerEntry.objects.filter(sync__in=syncs).count(),
+        "runs": SyncRun.objects.filter(sync__in=syncs).count(),
+        "dead letters": DeadLetter.objects.filter(sync__in=syncs).count(),
+    }
 
 
 def sync_run_start(*, sync: Sync, trigger: str, user=None, full: bool = False) -> SyncRun:

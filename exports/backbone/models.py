@@ -129,7 +129,9 @@ class ConsentRecord(models.Model):
         indexes = [
             models.Index(
                 fields=["contact", "purpose", "channel", "recorded_at"], name="consent_lookup_idx"
-            )
+            ),
+            # Syncs re-read contacts whose consent changed since their last plan.
+            models.Index(fields=["recorded_at"], name="consent_recorded_idx"),
         ]
 
     def __str__(self):

@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.connectors.base import Outcome, OutRecord, RecordResult
+from integrations.engine.ledger_io import rows_update
 from integrations.engine.planner import Decision, SyncContext
 from integrations.engine.ratelimit import RateBudget, RateWaitTooLong
 from integrations.errors import ConnectorError, ErrorKind
@@ -78,7 +79,7 @@ class BatchDelivery:
         self.batch = batch
         self.run = batch.run
         self.sync = batch.run.sync
-        self.ctx = SyncContext.load(self.sync)
+        self.ctx = SyncContext.cached(self.sync)
         self.result = BatchResult()
         self.entries = {
             e.pk: e
@@ -155,8 +156,10 @@ class BatchDelivery:
         self._commit(results, local, decisions={e.pk: d for e, d in sending})
 
     def _record_intent(self, sending) -> None:
-        """Before a write that may create, note the intent and the key (exactly once)."""
-        changed = []
+        """Note each write's idempotency key; before a create-only write, commit the intent
+        first, so a retry after a crash looks the record up instead of creating it again.
+        (Upserts on a unique key need no such note: writing twice cannot duplicate.)"""
+        first_writes = []
         for entry, decision in sending:
             entry.idempotency_key = idempotency_key(
                 self.sync.pk, entry.record_key, decision.payload_hash
@@ -164,9 +167,9 @@ class BatchDelivery:
             entry.sent_hash = decision.payload_hash
             if not entry.payload_hash and entry.status != LedgerStatus.INTENT_CREATE:
                 entry.status = LedgerStatus.INTENT_CREATE
-            changed.append(entry)
-        if changed:
-            LedgerEntry.objects.bulk_update(changed, ["idempotency_key", "sent_hash", "status"])
+                first_writes.append(entry)
+        if self.sync.mode == "create_only":
+            rows_update(LedgerEntry, first_writes, ["idempotency_key", "sent_hash", "status"])
 
     # --- delete ------------------------------------------------------------------------------
     def _delete(self, connector) -> dict[str, RecordResult]:
@@ -266,7 +269,8 @@ class BatchDelivery:
                 if result is None:
                     result = RecordResult(entry.record_key, Outcome.RETRY, "", "no result")
                 self._apply(entry, result, decision, now, counts, dead_letters, exhausted)
-            LedgerEntry.objects.bulk_update(
+            rows_update(
+                LedgerEntry,
                 list(self.entries.values()),
                 [
                     "status",
@@ -278,9 +282,12 @@ class BatchDelivery:
                     "last_error",
                     "synced_at",
                     "updated_at",
+                    "idempotency_key",
+                    "sent_hash",
                 ],
             )
-            DeadLetter.objects.bulk_create(dead_letters)
+            if dead_letters:
+                DeadLetter.objects.bulk_create(dead_letters)
             self._finish_batch()
 
     def _apply(self, entry, result, decision, now, counts, dead_letters, exhausted) -> None:

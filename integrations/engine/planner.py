@@ -10,7 +10,7 @@ changed, not with the table: unchanged rows are not even read on an incremental 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -50,6 +50,9 @@ class Decision:
     plan_hash: str = ""
 
 
+_CONTEXTS: dict[tuple, SyncContext] = {}
+
+
 @dataclass
 class SyncContext:
     """Everything about a sync the planner and the executor need, resolved once."""
@@ -60,6 +63,18 @@ class SyncContext:
     destination: Any
     compiled: list
     reader: SourceReader
+
+    @classmethod
+    def cached(cls, sync: Sync) -> SyncContext:
+        """load(), remembered per worker process while the sync's configuration is the same
+        (its config version, and the sync's and its connection's last change)."""
+        key = (sync.pk, sync.config_version, sync.updated_at, sync.connection.updated_at)
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            if len(_CONTEXTS) > 64:
+                _CONTEXTS.clear()
+            ctx = _CONTEXTS[key] = cls.load(sync)
+        return replace(ctx, sync=sync)
 
     @classmethod
     def load(cls, sync: Sync) -> SyncContext:

@@ -45,9 +45,13 @@ class SourceReader:
         self.dataset: Dataset = base.dataset
         self.fields = fields
         self.consent_purpose = consent_purpose
-        self.connection = connections[backbone_alias()]
         self.dialect = Dialect(self.connection.vendor)
         self.key_sql = self.dataset.field(self.dataset.key).sql
+
+    @property
+    def connection(self):
+        # Looked up on each use: connections are per thread, readers may be cached.
+        return connections[backbone_alias()]
 
     def _select(self, extra: list[str], extra_params: list[Any], after, limit: int | None):
         columns = [
@@ -84,7 +88,8 @@ class SourceReader:
         """All matching rows (since=None) or those that may have changed since ``since``."""
         extra, extra_params = [], []
         if since is not None and self.dataset.changed_since:
-            extra.append(" OR ".join(self.dataset.changed_since))
+            keys = " UNION ".join(self.dataset.changed_since)
+            extra.append(f"{self.key_sql} IN ({keys})")
             extra_params = [_ts(self.dialect, since)] * len(self.dataset.changed_since)
         after = None
         while True:

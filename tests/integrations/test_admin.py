@@ -216,3 +216,18 @@ def test_preview_action_shows_the_plan(admin_user_client, hubspot):
     text = response.content.decode()
     assert "<strong>2</strong> records would be sent" in text
     assert hubspot.calls("batch/upsert") == []
+
+
+@pytest.mark.django_db
+def test_deleting_a_sync_removes_its_ledger_and_shows_counts(admin_user_client, company_sync):
+    from integrations.models import LedgerEntry
+    from tests.integrations.conftest import start_and_drive
+
+    CompanyFactory.create_batch(3)
+    start_and_drive(company_sync)
+
+    page = admin_user_client.get(f"/admin/integrations/sync/{company_sync.pk}/delete/")
+    assert "Ledger entries: 3" in page.content.decode()
+    admin_user_client.post(f"/admin/integrations/sync/{company_sync.pk}/delete/", {"post": "yes"})
+
+    assert not Sync.objects.exists() and not LedgerEntry.objects.exists()
