@@ -134,6 +134,7 @@ class AccessLog(ChainedLog):
 
     class Meta(ChainedLog.Meta):
         permissions = [("download_accesslog", "Can download the access log as CSV")]
+        indexes = [models.Index(fields=["actor"], name="accesslog_actor_idx")]
 
     def __str__(self):
         return f"{self.actor} read {self.dataset} ({self.outcome}, {self.rows} rows)"
@@ -166,5 +167,21 @@ class OutboundLog(ChainedLog):
         "error",
     )
 
+    class Meta(ChainedLog.Meta):
+        permissions = [("download_outboundlog", "Can download the outbound log as CSV")]
+
     def __str__(self):
         return f"{self.method} {self.host}{self.path} -> {self.status}"
+
+
+class ChangeHistory(models.Model):
+    """Holds the permission to download django-auditlog's change history (no table)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        verbose_name_plural = "change history"
+        permissions = [("download_changehistory", "Can download the change history as CSV")]
+
+    def __str__(self):
+        return "change history"

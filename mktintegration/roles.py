@@ -77,6 +77,11 @@ _SYNC_ADMIN = (
 )
 _SYNC_READ = view("integrations", "connection", "sync", "fieldmapping", "syncrun")
 
+# Auditors download what they browse (each download is itself access-logged).
+_AUDIT_DOWNLOADS = frozenset(
+    {"audit.download_accesslog", "audit.download_outboundlog", "audit.download_changehistory"}
+)
+
 ROLES: dict[str, Role] = {
     role.name: role
     for role in (
@@ -122,6 +127,7 @@ ROLES: dict[str, Role] = {
             "changes nothing.",
             view("auditlog", "logentry")
             | view("audit", "accesslog", "outboundlog")
+            | _AUDIT_DOWNLOADS
             | view("exports", *_SCHEDULED_EXPORTS)
             | _SYNC_READ,
         ),

@@ -125,3 +125,26 @@ def test_outbound_log_holds_no_request_body_or_query():
     fields = {f.name for f in OutboundLog._meta.get_fields()}
 
     assert not fields & {"body", "query", "payload", "headers", "url"}
+
+
+@pytest.mark.django_db
+def test_verify_audit_checks_the_outbound_log_too():
+    rows = [
+        outbound_log_write(
+            vendor="hubspot", method="POST", host="api.hubapi.com", path=f"/b/{n}", status=200
+        )
+        for n in range(3)
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "ALTER TABLE audit_outboundlog DISABLE TRIGGER audit_outboundlog_append_only"
+            )
+        cursor.execute(f"UPDATE audit_outboundlog SET status = 500 WHERE id = {rows[1].pk}")
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "ALTER TABLE audit_outboundlog ENABLE TRIGGER audit_outboundlog_append_only"
+            )
+
+    with pytest.raises(CommandError, match=rf"OutboundLog row {rows[1].pk}: .*altered"):
+        call_command("verify_audit")
