@@ -26,6 +26,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --companies $(DEMO_COMPANIES) --if-empty
 	$(BIN)/python manage.py create_demo_users
+	$(BIN)/python manage.py seed_demo_integrations
 	$(BIN)/python manage.py run_stack
 
 test: $(STAMP)

@@ -9,7 +9,10 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from mktintegration.demo import DEMO_HUBSPOT_PORT, DEMO_MAILCHIMP_PORT
 
 
 class Command(BaseCommand):
@@ -41,6 +44,26 @@ class Command(BaseCommand):
             ],
             "beat": [python, "-m", "celery", "-A", "mktintegration", "beat", "-l", "INFO"],
         }
+        if settings.DEMO_MODE:
+            # The demo connections talk to local vendor emulators (tests/fakes).
+            commands["hubspot-emulator"] = [
+                python,
+                "-m",
+                "tests.fakes",
+                "--vendor",
+                "hubspot",
+                "--port",
+                str(DEMO_HUBSPOT_PORT),
+            ]
+            commands["mailchimp-emulator"] = [
+                python,
+                "-m",
+                "tests.fakes",
+                "--vendor",
+                "mailchimp",
+                "--port",
+                str(DEMO_MAILCHIMP_PORT),
+            ]
         processes: dict[str, subprocess.Popen] = {}
         stopping = False
 
@@ -55,7 +78,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"mktintegration is running: admin at http://{options['addr']}/admin/ "
-                "(worker and beat started; Ctrl-C stops all three)"
+                f"(started: {', '.join(commands)}; Ctrl-C stops them all)"
             )
         )
         exited = None
