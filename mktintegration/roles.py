@@ -76,10 +76,22 @@ _SYNC_ADMIN = (
     }
 )
 _SYNC_READ = view("integrations", "connection", "sync", "fieldmapping", "syncrun")
+# Operations: the dashboard (it shows only granted objects), alert recipients and history.
+_DASHBOARD = frozenset({"operations.view_dashboard"})
+_ALERTS_ADMIN = manage("operations", "alertrecipients") | view("operations", "alert", "alertstate")
+_ALERTS_READ = view("operations", "alertrecipients", "alert", "alertstate")
 
 # Auditors download what they browse (each download is itself access-logged).
 _AUDIT_DOWNLOADS = frozenset(
     {"audit.download_accesslog", "audit.download_outboundlog", "audit.download_changehistory"}
+)
+# API tokens: create (shown once), list, revoke; never deleted, so their history stays.
+_API_TOKENS = frozenset(
+    {
+        "mktintegration.add_apitoken",
+        "mktintegration.change_apitoken",
+        "mktintegration.view_apitoken",
+    }
 )
 
 ROLES: dict[str, Role] = {
@@ -94,7 +106,8 @@ ROLES: dict[str, Role] = {
             | _EXPORT_BUSINESS
             | {"exports.add_exportschedule"}
             | view("exports", "exportdestination", "exportrun")
-            | _SYNC_CONFIG,
+            | _SYNC_CONFIG
+            | _DASHBOARD,
             max_export_rows=250_000,
         ),
         Role(
@@ -118,7 +131,10 @@ ROLES: dict[str, Role] = {
             | {"exports.run_exportschedule"}
             | _GRANT_PAGES
             | _SYNC_ADMIN
-            | view("mktintegration", "workerheartbeat"),
+            | view("mktintegration", "workerheartbeat")
+            | _API_TOKENS
+            | _DASHBOARD
+            | _ALERTS_ADMIN,
             max_export_rows=None,
         ),
         Role(
@@ -129,7 +145,9 @@ ROLES: dict[str, Role] = {
             | view("audit", "accesslog", "outboundlog")
             | _AUDIT_DOWNLOADS
             | view("exports", *_SCHEDULED_EXPORTS)
-            | _SYNC_READ,
+            | _SYNC_READ
+            | _DASHBOARD
+            | _ALERTS_READ,
         ),
         Role(
             API_CLIENT,
