@@ -224,6 +224,10 @@ class HttpClient:
             if not response.is_redirect:
                 return response
             location = requests.compat.urljoin(url, response.headers["Location"])
+            if hasattr(kwargs.get("data"), "read"):
+                # A streamed body was consumed by the first request and cannot be sent again:
+                # hand the redirect back to the caller instead of re-sending nothing.
+                return response
             if urlsplit(location)[:2] != origin:
                 raise ConnectorError(
                     f"{self.vendor}: redirect to another host refused",

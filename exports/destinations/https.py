@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -45,13 +45,6 @@ def body_signature(path: Path, secret: str) -> str:
 def url_without_query(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def _redirected(asked: str, answered: str | None) -> bool:
-    def path(url: str) -> str:
-        return unquote(urlsplit(url).path).rstrip("/") or "/"
-
-    return bool(answered) and path(asked) != path(answered)
 
 
 def _retry_after(response) -> float | None:
@@ -116,11 +109,10 @@ class Https(DestinationType):
         finally:
             client.close()
         status = response.status_code
-        if _redirected(config.url, response.url):
-            # The shared client follows same-host redirects by sending the request again, but
-            # the file stream was already read: whatever arrived there is not the file.
+        if response.is_redirect:
+            location = response.headers.get("Location", "")
             raise ConnectorError(
-                f"https: {target} redirected the upload to {url_without_query(response.url)}; "
+                f"https: {target} redirected the upload to {url_without_query(location)}; "
                 "set the destination's URL to the final address",
                 kind=ErrorKind.CONFIG,
                 status=status,
