@@ -82,12 +82,28 @@ class HubSpot(Connector):
             records=records,
             idempotency_key=idempotency_key,
         )
+        self._observe_rate_headers(response)
         if response.status_code == 400:
             text = self.error_text(response)
             kind = ErrorKind.CONFIG if "non-unique" in text else ErrorKind.PERMANENT
             raise ConnectorError(f"HubSpot {what}: {text}", kind=kind, status=400)
         self.raise_for_status(response, what)
         return response
+
+    def _observe_rate_headers(self, response) -> None:
+        """[H18] X-HubSpot-RateLimit-Remaining 0: the window is spent (perhaps by another app
+        on the account); hold this connection's budget for one slot of the window."""
+        remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
+        if remaining is None or self.http.throttle is None:
+            return
+        try:
+            spent = int(remaining) <= 0
+            window = float(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", 10000))
+            limit = max(int(response.headers.get("X-HubSpot-RateLimit-Max", 100)), 1)
+        except ValueError:
+            return
+        if spent:
+            self.http.throttle.block(window / 1000 / limit)
 
     def test_connection(self) -> str:
         response = self.http.request(

@@ -102,3 +102,39 @@ def test_timeout_is_a_transient_error(receiver):
 
 def test_redact_path_hides_emails():
     assert redact_path("/lists/x/members/a.b@c.com/notes") == "/lists/x/members/{redacted}/notes"
+
+
+class RecordingThrottle:
+    def __init__(self):
+        self.blocked = []
+
+    def acquire(self):
+        pass
+
+    def block(self, seconds):
+        self.blocked.append(seconds)
+
+
+@pytest.mark.django_db
+def test_hubspot_spent_window_header_holds_the_budget(hubspot_connection, hubspot):
+    from integrations.connectors.base import OutRecord
+    from integrations.connectors.hubspot import HubSpot
+
+    hubspot.set_rate_limit(2, 10)
+    throttle = RecordingThrottle()
+    connector = HubSpot(
+        connection=hubspot_connection,
+        secrets={"token": hubspot.credential},
+        http=HttpClient(vendor="hubspot", throttle=throttle),
+    )
+    for n in range(2):
+        connector.upsert(
+            "companies",
+            [OutRecord(str(n), f"X-{n}", {"name": "a"})],
+            mode="upsert",
+            match_field="external_id",
+            destination_config={},
+            idempotency_key="",
+        )
+
+    assert throttle.blocked == [pytest.approx(10 / 2)]  # after the second, the window is spent
