@@ -17,6 +17,11 @@ def deliver_batch_task(*, batch_id: int) -> None:
     runs.batch_execute(batch_id=batch_id)
 
 
+@shared_task(name="integrations.poll_batch", ignore_result=True)
+def poll_batch_task(*, batch_id: int) -> None:
+    runs.batch_poll(batch_id=batch_id)
+
+
 @shared_task(name="integrations.run_schedule", ignore_result=True)
 def run_schedule_task(*, sync_id: int) -> None:
     """Beat's entry point for a sync's schedule."""

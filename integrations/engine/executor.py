@@ -36,6 +36,7 @@ from integrations.models import (
 from integrations.models.runs import BatchStatus
 
 MAX_BACKOFF = 900.0
+JOB_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -153,7 +154,53 @@ class BatchDelivery:
                 idempotency_key=batch_key,
             ):
                 results[outcome.key] = outcome
+        job = next((r.job_ref for r in results.values() if r.outcome == Outcome.ACCEPTED), "")
+        if job:
+            self._wait_for_job(job, sending, local)
+            return
         self._commit(results, local, decisions={e.pk: d for e, d in sending})
+
+    # --- vendor jobs (async bulk APIs) ---------------------------------------------------------
+    def _wait_for_job(self, job_ref: str, sending, local) -> None:
+        """The vendor queued the records in a job: keep what was sent, poll for the outcome."""
+        for entry, decision in sending:
+            entry.plan_hash = decision.plan_hash
+        with transaction.atomic():
+            rows_update(
+                LedgerEntry,
+                [entry for entry, _ in sending],
+                ["idempotency_key", "sent_hash", "status", "plan_hash"],
+            )
+            self.batch.status = BatchStatus.WAITING
+            self.batch.job_ref = job_ref[:200]
+            self.batch.pending_local = {str(pk): list(outcome) for pk, outcome in local.items()}
+            self.batch.not_before = timezone.now() + timedelta(seconds=JOB_POLL_SECONDS)
+            self.batch.save(
+                update_fields=["status", "job_ref", "pending_local", "not_before", "heartbeat_at"]
+            )
+        self.result.waiting_job = True
+
+    def poll(self) -> BatchResult:
+        """Ask the vendor whether the batch's job finished; commit its results when it has."""
+        connector = self.connector = make_connector(self.ctx)
+        try:
+            results = connector.poll(self.batch.job_ref)
+        except ConnectorError as exc:
+            results = None
+            if exc.kind in (ErrorKind.AUTH, ErrorKind.CONFIG):
+                self.result.pause_reason = f"{exc.kind.value}: {exc.message}"
+        finally:
+            connector.http.close()
+        if results is None:
+            SyncBatch.objects.filter(pk=self.batch.pk).update(
+                status=BatchStatus.WAITING,
+                not_before=timezone.now() + timedelta(seconds=JOB_POLL_SECONDS),
+            )
+            self.result.waiting_job = True
+            return self.result
+        local = {int(pk): tuple(outcome) for pk, outcome in self.batch.pending_local.items()}
+        self._commit({r.key: r for r in results}, local)
+        return self.result
 
     def _record_intent(self, sending) -> None:
         """Note each write's idempotency key; before a create-only write, commit the intent

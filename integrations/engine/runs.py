@@ -16,7 +16,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exports.query import ExportInputError
-from integrations.engine.executor import BatchDelivery, connection_mark_failed
+from integrations.engine.executor import (
+    JOB_POLL_SECONDS,
+    BatchDelivery,
+    connection_mark_failed,
+)
 from integrations.engine.planner import Planner, batches_create
 from integrations.mapping import MappingError
 from integrations.models import RunStatus, Sync, SyncBatch, SyncRun
@@ -30,6 +34,16 @@ def _dispatch_run(run_id: int) -> None:
     from integrations.tasks import run_sync_task
 
     transaction.on_commit(lambda: run_sync_task.delay(run_id=run_id))
+
+
+def _dispatch_polls(batch_ids: list[int], countdown: float) -> None:
+    from integrations.tasks import poll_batch_task
+
+    def send():
+        for batch_id in batch_ids:
+            poll_batch_task.apply_async(kwargs={"batch_id": batch_id}, countdown=countdown)
+
+    transaction.on_commit(send)
 
 
 def _dispatch_batches(batch_ids: list[int], countdown: float = 0) -> None:
@@ -115,12 +129,23 @@ def batch_execute(*, batch_id: int) -> None:
         return
     delivery = BatchDelivery(batch)
     result = delivery.deliver()
-    if result.retry_in is not None:
-        delivery.requeue()
-        _dispatch_batches([batch.pk], countdown=result.retry_in)
+    _after_batch(batch, delivery, result)
+
+
+def batch_poll(*, batch_id: int) -> None:
+    """Check on a batch waiting for a vendor job (the poll task)."""
+    now = timezone.now()
+    claimed = SyncBatch.objects.filter(
+        pk=batch_id, status=BatchStatus.WAITING, not_before__lte=now + timedelta(seconds=1)
+    ).update(status=BatchStatus.RUNNING, heartbeat_at=now)
+    if not claimed:
         return
-    if result.new_batches:
-        _dispatch_batches(result.new_batches)
+    batch = SyncBatch.objects.select_related("run__sync__connection").get(pk=batch_id)
+    delivery = BatchDelivery(batch)
+    _after_batch(batch, delivery, delivery.poll())
+
+
+def _after_batch(batch, delivery, result) -> None:
     if result.pause_reason:
         sync = batch.run.sync
         sync_pause(sync=sync, reason=result.pause_reason)
@@ -129,6 +154,15 @@ def batch_execute(*, batch_id: int) -> None:
             auth=result.pause_reason.startswith("auth"),
             message=result.pause_reason,
         )
+    if result.waiting_job:
+        _dispatch_polls([batch.pk], JOB_POLL_SECONDS)
+        return
+    if result.retry_in is not None:
+        delivery.requeue()
+        _dispatch_batches([batch.pk], countdown=result.retry_in)
+        return
+    if result.new_batches:
+        _dispatch_batches(result.new_batches)
     run_finish_if_done(batch.run_id)
 
 
@@ -192,4 +226,11 @@ def runs_reap() -> dict[str, int]:
     counts["batches"] = len(ids)
     if ids:
         _dispatch_batches(ids)
+    jobs = list(
+        SyncBatch.objects.filter(status=BatchStatus.WAITING, not_before__lt=stale).values_list(
+            "pk", flat=True
+        )
+    )
+    if jobs:
+        _dispatch_polls(jobs, 0)
     return counts

@@ -115,6 +115,8 @@ class SyncBatch(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True, help_text="retry or rate-limit wait")
     job_ref = models.CharField(max_length=200, blank=True)
+    # Outcomes decided before a vendor job was submitted, committed with the job's results.
+    pending_local = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
