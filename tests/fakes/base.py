@@ -167,8 +167,9 @@ class FakeVendor:
         *,
         path_contains: str | None = None,
         writes_only: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """The next ``n`` write requests get ``status`` without being applied.
+        """The next ``n`` write requests get ``status`` (with ``headers``) without being applied.
 
         ``path_contains`` narrows which requests consume the fault; ``writes_only=False`` lets
         reads consume it too (the same holds for ``delay_next`` and ``drop_next``).
@@ -177,7 +178,7 @@ class FakeVendor:
         text (``""`` for the bodiless 403/429 some vendors send under load).
         """
         scope = {"path_contains": path_contains, "writes_only": writes_only}
-        self._inject(Fault("fail", n, status=status, body=body, **scope))
+        self._inject(Fault("fail", n, status=status, body=body, headers=headers, **scope))
 
     def delay_next(
         self,
@@ -400,7 +401,10 @@ class FakeVendor:
 
     def _fault(self, fault: Fault) -> Response:
         if fault.body is None:
-            return self.fault_response(fault.status)
-        if isinstance(fault.body, str | bytes):
-            return Response(fault.status, fault.body, wire.TEXT_CONTENT_TYPE)
-        return Response(fault.status, fault.body)
+            response = self.fault_response(fault.status)
+        elif isinstance(fault.body, str | bytes):
+            response = Response(fault.status, fault.body, wire.TEXT_CONTENT_TYPE)
+        else:
+            response = Response(fault.status, fault.body)
+        response.headers.update(fault.headers or {})
+        return response

@@ -93,6 +93,7 @@ class Fault:
     apply_first: bool = False
     path_contains: str | None = None
     writes_only: bool = True
+    headers: dict[str, str] | None = None  # ``fail``: extra response headers (Retry-After)
 
     def matches(self, path: str, is_write: bool) -> bool:
         """Whether a request to ``path`` (a write or not) consumes this fault."""
