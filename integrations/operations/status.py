@@ -26,10 +26,9 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from exports.models import ExportRun, ExportSchedule
+from exports.models import ExportRun
 from exports.models import RunStatus as ExportRunStatus
 from integrations.models import (
-    Connection,
     ConnectionCheck,
     ConnectionStatus,
     DeadLetter,
@@ -39,7 +38,9 @@ from integrations.models import (
     SyncRun,
 )
 from integrations.models.runs import ACTIVE_RUN_STATUSES
-from integrations.operations.timing import beat_entries, missed_tick, next_run_at, schedule_text
+from integrations.operations.missed import active_since, schedule_missed
+from integrations.operations.summaries import export_run_summary, sync_run_summary
+from integrations.operations.timing import beat_entries, next_run_at, schedule_text
 
 HEALTHY, DEGRADED, FAILING, PAUSED = "healthy", "degraded", "failing", "paused"
 STATES = (HEALTHY, DEGRADED, FAILING, PAUSED)
@@ -74,46 +75,6 @@ class ObjectStatus:
     admin_path: str = ""
 
 
-def _duration(start, end) -> float | None:
-    if start and end:
-        return round((end - start).total_seconds(), 3)
-    return None
-
-
-def sync_run_summary(run: SyncRun) -> dict[str, Any]:
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "trigger": run.trigger,
-        "queued_at": run.queued_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration_seconds": _duration(run.started_at, run.finished_at),
-        "planned": run.planned,
-        "batches_total": run.batches_total,
-        "batches_done": run.batches_done,
-        "counts": run.counts(),
-        "error": run.error,
-    }
-
-
-def export_run_summary(run: ExportRun) -> dict[str, Any]:
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "trigger": run.trigger,
-        "queued_at": run.queued_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration_seconds": round(run.duration_ms / 1000, 3) if run.finished_at else None,
-        "attempt": run.attempt,
-        "rows": run.rows,
-        "bytes": run.bytes,
-        "file_name": run.file_name,
-        "error": run.error,
-    }
-
-
 def _rate(errors: int, total: int) -> float | None:
     return round(errors / total, 4) if total else None
 
@@ -134,38 +95,6 @@ def uptime_by_connection(ids, *, now: datetime) -> dict[int, dict[str, float | N
         for row in rows:
             result[row["connection_id"]][label] = round(100 * row["ok"] / row["total"], 2)
     return result
-
-
-def schedule_missed(
-    *, runs, cron: str, every_minutes: int | None, since: datetime, now: datetime
-) -> datetime | None:
-    """The tick whose run did not start (None: on time). ``runs``: the object's run queryset.
-
-    On time means a run the scheduler started (skipped ones included) was queued since the
-    tick, or some run was going during the window (beat's tick then had nothing to do).
-    """
-    grace = timedelta(minutes=settings.MKT_ALERT_MISSED_GRACE_MINUTES)
-    tick = missed_tick(cron=cron, every_minutes=every_minutes, since=since, now=now, grace=grace)
-    if tick is None:
-        return None
-    window_start = tick - timedelta(minutes=1) if cron else tick
-    started = runs.filter(trigger="schedule", queued_at__gte=window_start).exists()
-    overlapping = runs.filter(queued_at__lte=now - grace).filter(
-        Q(finished_at__isnull=True) | Q(finished_at__gte=window_start)
-    )
-    if started or overlapping.exists():
-        return None
-    return tick
-
-
-def _active_since(kind: str, obj, now: datetime) -> datetime:
-    """From when the object's schedule was in force: its last change, or when the alert
-    evaluation first saw it runnable (a resume does not touch updated_at)."""
-    from integrations.operations.models import AlertState
-
-    state = AlertState.objects.filter(key=f"{kind}:{obj.pk}:schedule").first()
-    seen = state.changed_at if state is not None and state.state != "inactive" else now
-    return max(obj.updated_at, seen)
 
 
 # --- syncs ---------------------------------------------------------------------------------
@@ -243,7 +172,7 @@ def sync_statuses(syncs, *, now: datetime | None = None) -> list[ObjectStatus]:
                 runs=SyncRun.objects.filter(sync=sync),
                 cron=sync.cron,
                 every_minutes=sync.every_minutes,
-                since=_active_since("sync", sync, now),
+                since=active_since("sync", sync, now),
                 now=now,
             )
         _sync_state(status, sync, run)
@@ -339,7 +268,7 @@ def export_statuses(schedules, *, now: datetime | None = None) -> list[ObjectSta
                 runs=ExportRun.objects.filter(schedule=schedule),
                 cron=schedule.cron,
                 every_minutes=schedule.every_minutes,
-                since=_active_since("export", schedule, now),
+                since=active_since("export", schedule, now),
                 now=now,
             )
         _export_state(status, schedule, run, active.get(schedule.pk))
@@ -419,15 +348,3 @@ def connection_statuses(connections, *, now: datetime | None = None) -> list[Obj
             status.reasons = [f"{status.uptime_24h}% of the checks in the last 24 h succeeded"]
         result.append(status)
     return result
-
-
-def visible_statuses(user, *, now: datetime | None = None) -> dict[str, list[ObjectStatus]]:
-    """Everything the user may see, by kind."""
-    from mktintegration.api_base import objects_for
-
-    now = now or timezone.now()
-    return {
-        "connections": connection_statuses(objects_for(user, Connection), now=now),
-        "syncs": sync_statuses(objects_for(user, Sync), now=now),
-        "export_schedules": export_statuses(objects_for(user, ExportSchedule), now=now),
-    }

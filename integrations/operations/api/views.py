@@ -29,6 +29,7 @@ from integrations.operations.configure.apply import (
 )
 from integrations.operations.configure.document import ConfigureDocument, flatten, unknown_keys
 from integrations.operations.configure.plan import NotVisible
+from integrations.operations.summaries import export_run_summary, sync_run_summary
 from integrations.services import SyncBusy, sync_run_start
 from mktintegration.api_base import GrantedObjectsAPIView, objects_for
 
@@ -313,7 +314,7 @@ class SyncRunDetailView(GrantedObjectsAPIView):
                 {"detail": f"No sync run {pk} is visible to you."}, status=http.HTTP_404_NOT_FOUND
             )
         body = {
-            **selectors.sync_run_summary(run),
+            **sync_run_summary(run),
             "sync_id": run.sync_id,
             "sync_name": run.sync.name,
             "url": _sync_run_url(request, run.pk),
@@ -343,7 +344,7 @@ class ExportRunDetailView(GrantedObjectsAPIView):
                 {"detail": f"No export run {pk} is visible to you."}, status=http.HTTP_404_NOT_FOUND
             )
         body = {
-            **selectors.export_run_summary(run),
+            **export_run_summary(run),
             "schedule_id": run.schedule_id,
             "schedule_name": run.schedule.name,
             "url": _export_run_url(request, run.pk),

@@ -28,8 +28,8 @@ from integrations.operations.configure.plan import (
     SyncPlan,
     plan_connection,
     plan_syncs,
-    validate_syncs,
 )
+from integrations.operations.configure.validate import validate_syncs
 from integrations.operations.models import AlertRecipients, ConfigRevision
 from mktintegration.api_base import may, objects_for
 

@@ -1,9 +1,6 @@
-"""Checking a configure document against the product and working out what it changes.
-
-Nothing here writes, except that a brand-new connection is saved (inside the caller's
-transaction, rolled back unless the document is applied) so its syncs can be checked against
-the destination's real fields with the same services the admin uses.
-"""
+"""Working out what a configure document changes: the connection and syncs it names, the
+fields that differ, the mappings to create, update and delete. No vendor is asked here (see
+``validate``) and nothing is written."""
 
 from __future__ import annotations
 
@@ -13,14 +10,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
-from integrations.errors import ConnectorError
-from integrations.mapping import MappingError, template_fields
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.models import AlertRecipients
-from integrations.services import destination_fields, sync_validate
 
 CONNECTION_FIELDS = (
     "vendor",
@@ -270,21 +263,6 @@ def plan_syncs(plan: Plan, docs: list[dict], *, visible_syncs, prune: bool) -> N
             raise NotVisible("prune_syncs would delete syncs that are not visible to you.")
 
 
-def validate_syncs(plan: Plan) -> None:
-    """Check every planned sync with the admin's services, against the destination's real
-    fields when the connection is sound (a new one must have been saved first)."""
-    connection = plan.connection
-    usable = connection.pk is not None and not any(
-        path.startswith("connection") for path, _ in plan.errors
-    )
-    for sync_plan in plan.syncs:
-        # Otherwise check what does not need the vendor (dataset, source fields, schedule)
-        # against an unsaved stand-in.
-        sync_plan.sync.connection = connection if usable else Connection(vendor=connection.vendor)
-        plan.errors += _sync_errors(sync_plan, usable=usable)
-        sync_plan.sync.connection = connection
-
-
 def _plan_sync(plan: Plan, index: int, doc: dict, sync: Sync | None) -> SyncPlan:
     path = join("syncs", index)
     values = {name: doc[name] for name in SYNC_FIELDS}
@@ -340,79 +318,3 @@ def _plan_sync(plan: Plan, index: int, doc: dict, sync: Sync | None) -> SyncPlan
         alert_emails=emails,
         alert_emails_changed=emails != stored,
     )
-
-
-def _sync_errors(plan: SyncPlan, *, usable: bool) -> Errors:
-    sync, path = plan.sync, join("syncs", plan.index)
-    errors = _mapping_errors(plan, usable=usable)
-    try:
-        sync_validate(sync, plan.mappings)
-    except ValidationError as exc:
-        for key, messages in exc.message_dict.items():
-            if key == "mappings" and errors:
-                continue  # already reported mapping by mapping
-            target = join(path, _SYNC_KEY_PATHS.get(key, key))
-            errors += [(target, message) for message in messages]
-    return errors
-
-
-def _mapping_errors(plan: SyncPlan, *, usable: bool) -> Errors:
-    sync, path = plan.sync, join("syncs", plan.index)
-    dataset = DATASETS.get(sync.dataset)
-    connector = REGISTRY.get(sync.connection.vendor) if usable else None
-    destination = connector.objects.get(sync.destination_object) if connector else None
-    known = None
-    if destination is not None:
-        try:
-            known = {
-                f.name: f
-                for f in destination_fields(
-                    connection=sync.connection,
-                    object_name=sync.destination_object,
-                    destination_config=sync.destination_config or {},
-                )
-            }
-        except ConnectorError:
-            known = None  # sync_validate reports that the fields could not be read
-    errors: Errors = []
-    targets: set[str] = set()
-    for index, mapping in enumerate(plan.mappings):
-        mpath = join(join(path, "mappings"), index)
-        source, template = mapping.source_field, mapping.template
-        if bool(source) == bool(template):
-            errors.append(
-                (join(mpath, "source_field"), "give a source_field or a template (one of them)")
-            )
-        elif dataset is not None:
-            try:
-                used = template_fields(template) if template else [source]
-            except MappingError as exc:
-                errors.append((join(mpath, "template"), str(exc)))
-                used = []
-            unknown = [n for n in used if n not in dataset.field_names]
-            if unknown:
-                errors.append(
-                    (
-                        join(mpath, "template" if template else "source_field"),
-                        f"{', '.join(unknown)} is not a field of {dataset.name}; fields: "
-                        f"{', '.join(dataset.field_names)}",
-                    )
-                )
-        target = mapping.destination_field
-        if target in targets:
-            errors.append((join(mpath, "destination_field"), f"{target!r} is mapped twice"))
-        targets.add(target)
-        if known is not None and target not in known:
-            sample = ", ".join(sorted(known)[:30])
-            errors.append(
-                (
-                    join(mpath, "destination_field"),
-                    f"{target!r} does not exist at {connector.label} ({sync.destination_object}); "
-                    f"fields include: {sample}",
-                )
-            )
-        elif known is not None and known[target].read_only:
-            errors.append(
-                (join(mpath, "destination_field"), f"{target!r} is read-only at the destination")
-            )
-    return errors

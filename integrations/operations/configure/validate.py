@@ -1,0 +1,113 @@
+"""Checking the planned syncs with the admin's services, mapping by mapping.
+
+``sync_validate`` reports a sync's errors by field; the mappings are checked here one by one
+(their source in the dataset, their target among the destination's real, writable fields) so
+each error names its mapping's path.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from exports.datasets import DATASETS
+from integrations.connectors import REGISTRY
+from integrations.errors import ConnectorError
+from integrations.mapping import MappingError, template_fields
+from integrations.models import Connection
+from integrations.operations.configure.document import Errors, join
+from integrations.operations.configure.plan import Plan, SyncPlan
+from integrations.services import destination_fields, sync_validate
+
+# sync_validate's error keys that are not document fields of the sync as they are.
+_SYNC_KEY_PATHS = {"connection": "destination_object"}
+
+
+def validate_syncs(plan: Plan) -> None:
+    """Check every planned sync with the admin's services, against the destination's real
+    fields when the connection is sound (a new one must have been saved first)."""
+    connection = plan.connection
+    usable = connection.pk is not None and not any(
+        path.startswith("connection") for path, _ in plan.errors
+    )
+    for sync_plan in plan.syncs:
+        # Otherwise check what does not need the vendor (dataset, source fields, schedule)
+        # against an unsaved stand-in.
+        sync_plan.sync.connection = connection if usable else Connection(vendor=connection.vendor)
+        plan.errors += _sync_errors(sync_plan, usable=usable)
+        sync_plan.sync.connection = connection
+
+
+def _sync_errors(plan: SyncPlan, *, usable: bool) -> Errors:
+    sync, path = plan.sync, join("syncs", plan.index)
+    errors = _mapping_errors(plan, usable=usable)
+    try:
+        sync_validate(sync, plan.mappings)
+    except ValidationError as exc:
+        for key, messages in exc.message_dict.items():
+            if key == "mappings" and errors:
+                continue  # already reported mapping by mapping
+            target = join(path, _SYNC_KEY_PATHS.get(key, key))
+            errors += [(target, message) for message in messages]
+    return errors
+
+
+def _mapping_errors(plan: SyncPlan, *, usable: bool) -> Errors:
+    sync, path = plan.sync, join("syncs", plan.index)
+    dataset = DATASETS.get(sync.dataset)
+    connector = REGISTRY.get(sync.connection.vendor) if usable else None
+    destination = connector.objects.get(sync.destination_object) if connector else None
+    known = None
+    if destination is not None:
+        try:
+            known = {
+                f.name: f
+                for f in destination_fields(
+                    connection=sync.connection,
+                    object_name=sync.destination_object,
+                    destination_config=sync.destination_config or {},
+                )
+            }
+        except ConnectorError:
+            known = None  # sync_validate reports that the fields could not be read
+    errors: Errors = []
+    targets: set[str] = set()
+    for index, mapping in enumerate(plan.mappings):
+        mpath = join(join(path, "mappings"), index)
+        source, template = mapping.source_field, mapping.template
+        if bool(source) == bool(template):
+            errors.append(
+                (join(mpath, "source_field"), "give a source_field or a template (one of them)")
+            )
+        elif dataset is not None:
+            try:
+                used = template_fields(template) if template else [source]
+            except MappingError as exc:
+                errors.append((join(mpath, "template"), str(exc)))
+                used = []
+            unknown = [n for n in used if n not in dataset.field_names]
+            if unknown:
+                errors.append(
+                    (
+                        join(mpath, "template" if template else "source_field"),
+                        f"{', '.join(unknown)} is not a field of {dataset.name}; fields: "
+                        f"{', '.join(dataset.field_names)}",
+                    )
+                )
+        target = mapping.destination_field
+        if target in targets:
+            errors.append((join(mpath, "destination_field"), f"{target!r} is mapped twice"))
+        targets.add(target)
+        if known is not None and target not in known:
+            sample = ", ".join(sorted(known)[:30])
+            errors.append(
+                (
+                    join(mpath, "destination_field"),
+                    f"{target!r} does not exist at {connector.label} ({sync.destination_object}); "
+                    f"fields include: {sample}",
+                )
+            )
+        elif known is not None and known[target].read_only:
+            errors.append(
+                (join(mpath, "destination_field"), f"{target!r} is read-only at the destination")
+            )
+    return errors
