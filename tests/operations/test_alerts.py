@@ -246,3 +246,53 @@ def test_expiring_credentials_warn_before_they_expire(smtp, hubspot, integration
     assert smtp.wait_for(1)[0]["Subject"].startswith(
         "[mktintegration] Connection 'OAuth': credentials expire"
     )
+
+
+@pytest.mark.django_db
+def test_failing_export_schedule_mails_its_recipients(smtp, integration_admin, tmp_path, settings):
+    from exports.models import ExportDestination, ExportRun, ExportSchedule
+    from exports.services import export_destination_save, export_schedule_save
+
+    settings.MKT_EXPORT_DIR = tmp_path
+    destination = export_destination_save(
+        destination=ExportDestination(name="drive", kind="local", subdirectory="out")
+    )
+    schedule = export_schedule_save(
+        schedule=ExportSchedule(name="Weekly clients", dataset="clients", destination=destination),
+        creator=integration_admin,
+    )
+    AlertRecipients.objects.create(export_schedule=schedule, emails=["bi@ourcompany.example"])
+    now = timezone.now()
+    ExportRun.objects.create(
+        schedule=schedule,
+        trigger="schedule",
+        status="failed",
+        finished_at=now,
+        error="SFTP host key mismatch",
+    )
+
+    evaluate_all()
+
+    messages = smtp.wait_for(2)
+    assert sorted(smtp.recipients) == ["bi@ourcompany.example", "ida@ourcompany.example"]
+    assert messages[0]["Subject"] == "[mktintegration] Export schedule 'Weekly clients' is failing"
+    body = messages[0].get_content()
+    assert "SFTP host key mismatch" in body
+    assert f"/admin/exports/exportschedule/{schedule.pk}/change/" in body
+
+
+@pytest.mark.django_db
+def test_uptime_checks_store_a_row_per_check_and_feed_the_status(hubspot, integration_admin):
+    from integrations.operations.status import connection_statuses
+
+    connection = make_connection("hubspot", hubspot)
+
+    assert connections_check_due() == {"ok": 1, "failed": 0}
+    assert connections_check_due() == {"ok": 0, "failed": 0}  # not due again yet
+    later = timezone.now() + timedelta(minutes=16)
+    hubspot.token = "rotated-by-someone"
+    assert connections_check_due(now=later) == {"ok": 0, "failed": 1}
+
+    assert [c.ok for c in connection.checks.order_by("checked_at")] == [True, False]
+    (status,) = connection_statuses(type(connection).objects.all(), now=later)
+    assert status.uptime_24h == 50.0 and status.state == "failing"
