@@ -12,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 140, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 48, 140, 30, 28
 PALETTE = {
     "succeeded": "#2e7d32",
     "partial": "#f9a825",
@@ -26,7 +26,7 @@ PALETTE = {
     "invalid": "#ef6c00",
     "suppressed": "#8d6e63",
     "blocked": "#455a64",
-    "rejected": "#c62828",
+    "rejected": "#d84315",
     "dead_lettered": "#880e4f",
     "rows": "#1565c0",
 }
@@ -60,6 +60,8 @@ def _frame(title: str, top: float, parts: list[str], legend: list[tuple[str, str
     svg = [
         f'<svg class="mkt-chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
+        f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold" fill="#212121">'
+        f"{escape(title)}</text>",
     ]
     for tick in range(5):
         value = top * tick / 4
