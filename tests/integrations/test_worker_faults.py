@@ -28,7 +28,8 @@ def test_worker_killed_mid_run_loses_nothing_and_creates_nothing_twice(
     run = sync_run_start(sync=sync, trigger="manual")
     wait_for(
         lambda: SyncBatch.objects.filter(run=run, status=BatchStatus.DONE).count() >= 3,
-        timeout=120, what="a few batches to be delivered",
+        timeout=120,
+        what="a few batches to be delivered",
     )
     celery_worker.kill()  # SIGKILL the worker and its pool: no cleanup, no acknowledgements
     assert SyncRun.objects.get(pk=run.pk).status == RunStatus.DELIVERING
@@ -39,12 +40,14 @@ def test_worker_killed_mid_run_loses_nothing_and_creates_nothing_twice(
         runs_reap()  # what beat does every minute: put back the dead worker's batches
         wait_for(
             lambda: SyncRun.objects.get(pk=run.pk).status not in ("delivering", "planning"),
-            timeout=180, what="the interrupted run to finish",
+            timeout=180,
+            what="the interrupted run to finish",
         )
         follow_up = sync_run_start(sync=sync, trigger="manual")
         wait_for(
             lambda: SyncRun.objects.get(pk=follow_up.pk).status in ("succeeded", "partial"),
-            timeout=120, what="the next run to finish",
+            timeout=120,
+            what="the next run to finish",
         )
     finally:
         replacement.stop()
