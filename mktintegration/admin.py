@@ -8,12 +8,15 @@ from django_celery_beat.models import PeriodicTask
 
 from mktintegration.admin_base import ReadOnlyAdmin
 from mktintegration.forms import ApiTokenCreateForm
+from mktintegration.login_throttle import ThrottledAdminAuthenticationForm
 from mktintegration.models import ApiToken, User, WorkerHeartbeat
 from mktintegration.tokens import token_create, token_revoke
 
 admin.site.site_header = "mktintegration"
 admin.site.site_title = "mktintegration"
 admin.site.index_title = "Marketing integration hub"
+# Password sign-in refuses after too many failures (per user name and per address).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 @admin.register(User)

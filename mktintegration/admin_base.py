@@ -83,6 +83,8 @@ class ObjectPermissionAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
 
     def _allowed(self, request, actions, obj) -> bool:
         user = request.user
+        if not (user.is_authenticated and user.is_active):
+            return False  # e.g. the login page lists apps for an anonymous visitor
         if any(user.has_perm(self._perm(action)) for action in actions):
             return True
         if obj is None:

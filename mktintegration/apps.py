@@ -53,8 +53,12 @@ class MktIntegrationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from mktintegration import system_actor
+        from django.core import checks
+
+        from mktintegration import login_throttle, sso, system_actor
 
         post_migrate.connect(_apply_roles_after_last_app, dispatch_uid="mkt-apply-roles")
         _register_change_history()
         system_actor.connect()
+        login_throttle.connect()
+        checks.register(sso.check_role_map)

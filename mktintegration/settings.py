@@ -21,6 +21,9 @@ from mktintegration.env import (
     env_str,
     random_secret_key,
 )
+from mktintegration.sso import BACKEND_PATH as SSO_BACKEND
+from mktintegration.sso import PIPELINE as SSO_PIPELINE
+from mktintegration.sso import role_map_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MKT_DATA_DIR") or BASE_DIR / "data").resolve()
@@ -105,6 +108,53 @@ AUTHENTICATION_BACKENDS = [
     "guardian.backends.ObjectPermissionBackend",
 ]
 LOGIN_URL = "admin:login"
+
+# --- Staff sign-in: SSO (OpenID Connect) and failed-login throttling (docs/security.md) --------
+# SSO is on when the endpoint (the issuer URL, without /.well-known/openid-configuration), the
+# client id and the client secret are set. IdP groups map to roles: "idp-group=Role,...".
+MKT_OIDC_ENDPOINT = (env_str("MKT_OIDC_ENDPOINT") or "").rstrip("/")
+MKT_OIDC_CLIENT_ID = env_str("MKT_OIDC_CLIENT_ID") or ""
+MKT_OIDC_CLIENT_SECRET = env_str("MKT_OIDC_CLIENT_SECRET") or ""
+MKT_OIDC_GROUPS_CLAIM = env_str("MKT_OIDC_GROUPS_CLAIM") or "groups"
+MKT_OIDC_SCOPES = env_list("MKT_OIDC_SCOPES")  # beyond openid, profile, email
+try:
+    MKT_OIDC_ROLE_MAP = role_map_parse(env_str("MKT_OIDC_ROLE_MAP") or "")
+except ValueError as _exc:
+    raise ImproperlyConfigured(str(_exc)) from _exc
+_oidc_required = {
+    "MKT_OIDC_ENDPOINT": MKT_OIDC_ENDPOINT,
+    "MKT_OIDC_CLIENT_ID": MKT_OIDC_CLIENT_ID,
+    "MKT_OIDC_CLIENT_SECRET": MKT_OIDC_CLIENT_SECRET,
+}
+MKT_OIDC_ENABLED = all(_oidc_required.values())
+if any(_oidc_required.values()) and not MKT_OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "SSO is half configured: set "
+        + ", ".join(name for name, value in _oidc_required.items() if not value)
+        + " too (or none of the MKT_OIDC_* variables)."
+    )
+if MKT_OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, SSO_BACKEND]
+    MIDDLEWARE = [*MIDDLEWARE, "social_django.middleware.SocialAuthExceptionMiddleware"]
+SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = MKT_OIDC_ENDPOINT
+SOCIAL_AUTH_OIDC_KEY = MKT_OIDC_CLIENT_ID
+SOCIAL_AUTH_OIDC_SECRET = MKT_OIDC_CLIENT_SECRET
+SOCIAL_AUTH_OIDC_SCOPE = MKT_OIDC_SCOPES
+SOCIAL_AUTH_OIDC_USE_PKCE = True
+SOCIAL_AUTH_OIDC_GROUPS_KEY = MKT_OIDC_GROUPS_CLAIM
+SOCIAL_AUTH_OIDC_GROUPS_MISSING_AS_EMPTY = True  # no groups claim: no role, refused
+SOCIAL_AUTH_OIDC_PIPELINE = SSO_PIPELINE
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/admin/"
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/admin/login/"
+# Password sign-in: after this many failures per user name or per client address within the
+# window, the admin login refuses until the window ends (cache-based; use Redis with several
+# web processes).
+MKT_LOGIN_MAX_FAILURES = env_int("MKT_LOGIN_MAX_FAILURES", 5)
+MKT_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MKT_LOGIN_FAILURE_WINDOW_MINUTES", 15)
+if MKT_LOGIN_MAX_FAILURES < 1 or MKT_LOGIN_FAILURE_WINDOW_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "MKT_LOGIN_MAX_FAILURES and MKT_LOGIN_FAILURE_WINDOW_MINUTES must be at least 1."
+    )
 
 TEMPLATES = [
     {

@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("exports.urls")),
     path("", include("integrations.operations.urls")),
+    # Staff SSO (OpenID Connect): /sso/login/oidc/ and /sso/complete/oidc/ (docs/security.md)
+    path("sso/", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),
 ]
