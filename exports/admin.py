@@ -131,13 +131,6 @@ class ExportScheduleAdmin(ObjectPermissionAdmin):
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 
-    def has_view_permission(self, request, obj=None):
-        # Someone who may create schedules sees the list (only what is granted to them, maybe
-        # nothing yet) rather than a 403 before their first schedule.
-        if obj is None and self.has_add_permission(request):
-            return True
-        return super().has_view_permission(request, obj)
-
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.has_perm(OVERRIDE_PERMISSION):
@@ -242,6 +235,8 @@ class ExportScheduleAdmin(ObjectPermissionAdmin):
         schedule = self.get_object(request, object_id)
         if schedule is None:
             raise Http404(f"No export schedule with id {object_id} is visible to you.")
+        if not user_may_run(request.user, schedule):
+            raise PermissionDenied(f"You may not run {schedule.name}.")
         self._run(request, schedule)
         return HttpResponseRedirect(
             reverse("admin:exports_exportschedule_change", args=[schedule.pk])

@@ -85,7 +85,10 @@ class ConnectionAdmin(ObjectPermissionAdmin):
             obj.owner = request.user
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Test connection")
+    def has_test_permission(self, request) -> bool:
+        return self.has_granted_permission(request, "test_connection")
+
+    @admin.action(description="Test connection", permissions=["test"])
     def test_connections(self, request, queryset):
         for connection in _allowed(request, queryset, "integrations.test_connection", "test"):
             ok, message = services.connection_test(connection=connection)
@@ -189,7 +192,20 @@ class SyncAdmin(ObjectPermissionAdmin):
         return [str(sync) for sync in syncs], summary, set() if allowed else {"sync"}, []
 
     # --- actions -----------------------------------------------------------------------------
-    @admin.action(description="Preview (plan only, nothing sent)")
+    # Each action is offered to holders of its permission (model level or on some sync).
+    def has_preview_permission(self, request) -> bool:
+        return self.has_granted_permission(request, "preview_sync")
+
+    def has_run_permission(self, request) -> bool:
+        return self.has_granted_permission(request, "run_sync")
+
+    def has_pause_permission(self, request) -> bool:
+        return self.has_granted_permission(request, "pause_sync")
+
+    def has_replay_permission(self, request) -> bool:
+        return self.has_granted_permission(request, "replay_deadletters")
+
+    @admin.action(description="Preview (plan only, nothing sent)", permissions=["preview"])
     def preview(self, request, queryset):
         syncs = _allowed(request, queryset, "integrations.preview_sync", "preview")
         previews = []
@@ -213,7 +229,7 @@ class SyncAdmin(ObjectPermissionAdmin):
             },
         )
 
-    @admin.action(description="Run now")
+    @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset):
         for sync in _allowed(request, queryset, "integrations.run_sync", "run"):
             try:
@@ -222,19 +238,19 @@ class SyncAdmin(ObjectPermissionAdmin):
             except services.SyncBusy as busy:
                 self.message_user(request, f"{sync.name}: {busy}", messages.WARNING)
 
-    @admin.action(description="Pause")
+    @admin.action(description="Pause", permissions=["pause"])
     def pause(self, request, queryset):
         for sync in _allowed(request, queryset, "integrations.pause_sync", "pause"):
             services.sync_set_paused(sync=sync, paused=True, reason=f"paused by {request.user}")
             self.message_user(request, f"{sync.name}: paused.")
 
-    @admin.action(description="Resume")
+    @admin.action(description="Resume", permissions=["pause"])
     def resume(self, request, queryset):
         for sync in _allowed(request, queryset, "integrations.pause_sync", "resume"):
             services.sync_set_paused(sync=sync, paused=False)
             self.message_user(request, f"{sync.name}: resumed.")
 
-    @admin.action(description="Replay dead letters")
+    @admin.action(description="Replay dead letters", permissions=["replay"])
     def replay_dead_letters(self, request, queryset):
         for sync in _allowed(request, queryset, "integrations.replay_deadletters", "replay"):
             count, run = services.deadletters_replay(sync=sync, user=request.user)
@@ -295,7 +311,15 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     list_select_related = ("sync",)
     actions = ["replay"]
 
-    @admin.action(description="Replay selected dead letters")
+    def has_replay_permission(self, request) -> bool:
+        user = request.user
+        return user.has_perm("integrations.replay_deadletters") or (
+            get_objects_for_user(
+                user, "integrations.replay_deadletters", klass=Sync, accept_global_perms=False
+            ).exists()
+        )
+
+    @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay(self, request, queryset):
         open_letters = queryset.filter(status=DeadLetterStatus.OPEN).select_related("sync")
         by_sync: dict[Sync, list[int]] = {}

@@ -92,7 +92,24 @@ class ObjectPermissionAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
         return any(user.has_perm(self._perm(action), obj) for action in actions)
 
     def has_view_permission(self, request, obj=None):
+        # Who may create objects sees the list (only what is granted to them, maybe nothing
+        # yet) rather than a 403 before their first object.
+        if obj is None and self.has_add_permission(request):
+            return True
         return self._allowed(request, ("view", "change"), obj)
+
+    def has_granted_permission(self, request, codename: str) -> bool:
+        """``app_label.codename`` at model level, or granted on at least one object: whether
+        a list action is offered (the action checks each selected object again)."""
+        user = request.user
+        if not (user.is_authenticated and user.is_active):
+            return False
+        perm = f"{self.opts.app_label}.{codename}"
+        if user.has_perm(perm):
+            return True
+        return get_objects_for_user(
+            user, perm, klass=self.model, accept_global_perms=False
+        ).exists()
 
     def has_change_permission(self, request, obj=None):
         return self._allowed(request, ("change",), obj)
@@ -110,6 +127,14 @@ class ObjectPermissionAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
                 assign_perm(self._perm(codename), request.user, obj)
             for codename in self.creator_perms:
                 assign_perm(f"{self.opts.app_label}.{codename}", request.user, obj)
+
+    def get_object(self, request, object_id, from_field=None):
+        # An id one may not see answers 404 before any permission check: a 403 would tell
+        # it apart from an id that does not exist (for users holding no grant at all, too).
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} with id {object_id} is visible to you.")
+        return obj
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Django redirects to the index with "doesn't exist"; a 404 tells nothing more.

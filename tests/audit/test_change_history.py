@@ -205,3 +205,29 @@ def test_group_membership_grants_and_tokens_are_recorded_without_secrets(user_wi
         connection.credentials_ciphertext,
     ):
         assert secret not in everything
+
+
+@pytest.mark.django_db
+def test_a_credentials_change_is_recorded_by_name_only_and_a_resave_is_not(user_with_role):
+    from audit.context import audit_actor
+
+    admin_user = user_with_role(roles.INTEGRATION_ADMIN)
+    connection = _connection()
+
+    with audit_actor(admin_user, remote_addr="10.0.0.9"):
+        connection.set_credentials({"token": HUBSPOT_TOKEN})  # same secret, new ciphertext
+        connection.save()
+        connection.set_credentials({"token": "pat-na1-NEW-secret-9999"})
+        connection.save()
+        connection.set_credentials({})
+        connection.save()
+
+    recorded = [
+        (entry.changes_dict["credentials"], entry.actor, entry.remote_addr)
+        for entry in _entries_for(connection).filter(changes__has_key="credentials")
+    ]
+    assert recorded == [
+        (["(not recorded)", "token replaced"], admin_user, "10.0.0.9"),
+        (["(not recorded)", "token removed"], admin_user, "10.0.0.9"),
+    ]
+    assert "NEW-secret" not in str(list(LogEntry.objects.values_list("changes", flat=True)))

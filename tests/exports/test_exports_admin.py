@@ -321,11 +321,11 @@ def test_run_now_is_refused_without_the_run_permission(
     response = client.post(
         SCHEDULES, {"action": "run_now", "_selected_action": [monas.pk, ninas.pk]}, follow=True
     )
-    button = client.post(f"{SCHEDULES}{monas.pk}/run/", follow=True)
+    button = client.post(f"{SCHEDULES}{monas.pk}/run/")
 
     assert list(ExportRun.objects.values_list("schedule__name", flat=True)) == ["Nina's file"]
     assert "You may not run Mona's file: nothing was started." in _messages(response)
-    assert "You may not run Mona's file: nothing was started." in _messages(button)
+    assert button.status_code == 403  # a POST one may not make is refused outright
     assert b">Run now</button>" not in client.get(f"{SCHEDULES}{monas.pk}/change/").content
     assert b">Run now</button>" in client.get(f"{SCHEDULES}{ninas.pk}/change/").content
 
