@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -50,6 +50,7 @@ class BatchResult:
     api_calls: int = 0
     rate_limited: int = 0
     waiting_job: bool = False
+    run_complete: bool = False  # this batch was the run's last to finish
 
 
 def idempotency_key(sync_id: int, key: str, payload_hash: str) -> str:
@@ -423,12 +424,25 @@ def connection_mark_failed(connection, *, auth: bool, message: str) -> None:
 
 
 def run_counters_add(run_id: int, result: BatchResult) -> None:
-    updates = {name: F(name) + count for name, count in result.counts.items() if count}
-    SyncRun.objects.filter(pk=run_id).update(
-        batches_done=F("batches_done") + 1,
-        batches_total=F("batches_total") + len(result.new_batches),
-        api_calls=F("api_calls") + result.api_calls,
-        rate_limited=F("rate_limited") + result.rate_limited,
-        heartbeat_at=timezone.now(),
-        **updates,
+    """Add a finished batch to its run's counters; note whether it was the run's last."""
+    increments = {name: count for name, count in result.counts.items() if count}
+    increments.update(
+        batches_done=1,
+        batches_total=len(result.new_batches),
+        api_calls=result.api_calls,
+        rate_limited=result.rate_limited,
     )
+    table = SyncRun._meta.db_table
+    assignments = ", ".join(f"{name} = {name} + %s" for name in increments)
+    with connection.cursor() as cursor:
+        cursor.execute(  # column names from BUCKETS and the model, values bound
+            f"UPDATE {table} SET {assignments}, heartbeat_at = %s WHERE id = %s "  # noqa: S608
+            "RETURNING batches_done, batches_total",
+            [
+                *increments.values(),
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                run_id,
+            ],
+        )
+        done, total = cursor.fetchone()
+    result.run_complete = done >= total

@@ -7,6 +7,7 @@ minutes (model instances, per-value preparation). Here PostgreSQL gets ``COPY`` 
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -41,6 +42,14 @@ _NEW_COLUMNS = (
     "idempotency_key",
     "updated_at",
 )
+
+
+def ledger_analyze() -> None:
+    """Refresh PostgreSQL's statistics of the ledger after a bulk load, so lookups by
+    (sync, record key) keep using their index."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {TABLE}")
 
 
 def ledger_insert(sync_id: int, rows: list[PlannedRow]) -> None:
@@ -133,9 +142,10 @@ def ledger_update(sync_id: int, rows: list[PlannedRow]) -> None:
 
 
 def rows_update(model, objs: list, fields: list[str]) -> None:
-    """Write ``fields`` of these model instances by primary key in one statement (PostgreSQL:
-    UPDATE ... FROM VALUES; SQLite: executemany). Django's bulk_update builds one CASE per
-    field and row, which costs more than the delivery it records."""
+    """Write ``fields`` of these model instances by primary key, in bulk (PostgreSQL: COPY into
+    a session temporary table, then one UPDATE ... FROM it; SQLite: executemany). Django's
+    bulk_update builds one CASE per field and row, which costs more than the delivery it
+    records; a VALUES list of a thousand parameters costs the client more to bind than COPY."""
     if not objs:
         return
     meta = model._meta
@@ -147,26 +157,28 @@ def rows_update(model, objs: list, fields: list[str]) -> None:
             obj.updated_at = now
     pk = meta.pk
     table = meta.db_table
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             columns = [pk, *concrete]
-            casts = ", ".join(f"v.{c.column}::{c.db_type(connection)}" for c in concrete)
-            assignments = ", ".join(
-                f"{c.column} = {cast}" for c, cast in zip(concrete, casts.split(", "), strict=True)
-            )
-            placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-            values = ", ".join([placeholders] * len(objs))
-            params = [
-                c.get_db_prep_save(getattr(obj, c.attname), connection)
-                for obj in objs
-                for c in columns
-            ]
             names = ", ".join(c.column for c in columns)
+            # One staging table per column set, kept for the session, emptied at commit.
+            staging = f"_upd_{table}_{zlib.crc32(names.encode()):08x}"
+            definition = ", ".join(f"{c.column} {c.db_type(connection)}" for c in columns)
             cursor.execute(
-                f"UPDATE {table} AS t SET {assignments} FROM (VALUES {values}) AS v({names}) "
-                f"WHERE t.{pk.column} = v.{pk.column}::{pk.db_type(connection)}",
-                params,
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ({definition}) "
+                "ON COMMIT DELETE ROWS"
             )
+            with cursor.cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+                for obj in objs:
+                    copy.write_row([getattr(obj, c.attname) for c in columns])
+            assignments = ", ".join(f"{c.column} = s.{c.column}" for c in concrete)
+            cursor.execute(
+                f"UPDATE {table} AS t SET {assignments} FROM {staging} s "
+                f"WHERE t.{pk.column} = s.{pk.column}"
+            )
+            cursor.execute(
+                f"DELETE FROM {staging}"
+            )  # a later call in this transaction starts empty
         else:
             assignments = ", ".join(f"{c.column} = %s" for c in concrete)
             cursor.executemany(

@@ -20,12 +20,18 @@ from exports.datasets import dataset_get
 from exports.query import export_query_parse
 from integrations.connectors import connector_class
 from integrations.connectors.base import OutRecord
-from integrations.engine.ledger_io import PlannedRow, ledger_insert, ledger_update
+from integrations.engine.ledger_io import (
+    PlannedRow,
+    ledger_analyze,
+    ledger_insert,
+    ledger_update,
+)
 from integrations.engine.source import SourceReader
 from integrations.mapping import build_payload, compile_mappings, source_fields, stable_hash
 from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncBatch, SyncRun
 
 PREVIEW_PAYLOADS = 20
+ANALYZE_AFTER_ROWS = 10_000
 RETRY_STATUSES = (LedgerStatus.PENDING, LedgerStatus.FAILED, LedgerStatus.INTENT_CREATE)
 
 
@@ -198,6 +204,7 @@ class Planner:
         self.seen: set[str] = set()
         self.match_owner: dict[str, str] = {}
         self.mirror_guard_tripped = False
+        self.inserted = 0
 
     def plan(self) -> PlanResult:
         sync = self.sync
@@ -215,6 +222,8 @@ class Planner:
         self._plan_leftovers()
         if sync.mode == "mirror":
             self._plan_deletes()
+        if self.inserted >= ANALYZE_AFTER_ROWS:
+            ledger_analyze()
         self.result.watermark = started
         return self.result
 
@@ -335,6 +344,7 @@ class Planner:
             if d.bucket == "send":
                 result.send_keys.append(d.key)
         ledger_insert(self.sync.pk, new)
+        self.inserted += len(new)
         ledger_update(self.sync.pk, changed)
 
 

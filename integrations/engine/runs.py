@@ -163,7 +163,8 @@ def _after_batch(batch, delivery, result) -> None:
         return
     if result.new_batches:
         _dispatch_batches(result.new_batches)
-    run_finish_if_done(batch.run_id)
+    if result.run_complete:
+        run_finish_if_done(batch.run_id)
 
 
 def run_finish_if_done(run_id: int) -> None:

@@ -24,7 +24,9 @@ class LedgerStatus(models.TextChoices):
 
 
 class LedgerEntry(models.Model):
-    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="ledger")
+    # No index of its own: the (sync, record_key) unique index serves lookups by sync, and a
+    # lone sync_id index tempts the planner into filtering a whole sync's rows.
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="ledger", db_index=False)
     record_key = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=LedgerStatus.choices)
     payload_hash = models.CharField(max_length=64, blank=True)
