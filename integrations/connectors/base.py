@@ -108,6 +108,9 @@ class Connector:
     objects: ClassVar[dict[str, DestinationObject]]
     default_rate: ClassVar[RateSpec]
     allowed_hosts: ClassVar[tuple[str, ...]]
+    # Vendor requests one delivery task sends in a row (each at most the object's max_batch):
+    # fewer tasks and commits per record. Vendors whose writes become jobs keep 1.
+    requests_per_task: ClassVar[int] = 5
 
     def __init__(self, *, connection, secrets: dict[str, str], http: HttpClient | None = None):
         self.connection = connection

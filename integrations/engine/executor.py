@@ -83,6 +83,7 @@ class BatchDelivery:
         self.sync = batch.run.sync
         self.ctx = SyncContext.cached(self.sync)
         self.result = BatchResult()
+        self._reported = (0, 0)
         self.entries = {
             e.pk: e
             for e in LedgerEntry.objects.filter(sync=self.sync, record_key__in=batch.record_keys)
@@ -107,12 +108,13 @@ class BatchDelivery:
         return self.result
 
     def _collect_calls(self) -> None:
+        """Vendor calls made since the last time they were added to the run."""
         connector = getattr(self, "connector", None)
         if connector is not None:
-            self.result.api_calls, self.result.rate_limited = (
-                connector.http.calls,
-                connector.http.rate_limited,
-            )
+            calls, limited = connector.http.calls, connector.http.rate_limited
+            self.result.api_calls = calls - self._reported[0]
+            self.result.rate_limited = limited - self._reported[1]
+            self._reported = (calls, limited)
 
     # --- upsert ------------------------------------------------------------------------------
     def _upsert(self, connector) -> None:
@@ -131,21 +133,41 @@ class BatchDelivery:
                 continue
             sending.append((entry, decision))
         self._record_intent(sending)
+        decisions = {e.pk: d for e, d in sending}
         results: dict[str, RecordResult] = {}
-        if sending:
-            records = [
-                OutRecord(
-                    key=entry.record_key,
-                    match_value=decision.match_value,
-                    payload=decision.payload,
-                    destination_id=entry.destination_id,
-                    known_at_destination=bool(entry.payload_hash),
-                )
-                for entry, decision in sending
-            ]
-            batch_key = hashlib.sha256(
-                ",".join(entry.idempotency_key for entry, _ in sending).encode()
-            ).hexdigest()[:32]
+        size = self.ctx.destination.max_batch
+        # A task sends up to a few vendor requests; each carries at most the vendor's maximum.
+        for start in range(0, len(sending), size):
+            try:
+                results.update(self._send(connector, sending[start : start + size]))
+            except (ConnectorError, RateWaitTooLong):
+                if start:
+                    # Keep what the vendor confirmed; the error is about what is left.
+                    self._commit_part(sending[:start], results, local, decisions)
+                    self._narrow([entry for entry, _ in sending[start:]])
+                raise
+        job = next((r.job_ref for r in results.values() if r.outcome == Outcome.ACCEPTED), "")
+        if job:
+            self._wait_for_job(job, sending, local)
+            return
+        self._commit(results, local, decisions=decisions)
+
+    def _send(self, connector, chunk) -> dict[str, RecordResult]:
+        records = [
+            OutRecord(
+                key=entry.record_key,
+                match_value=decision.match_value,
+                payload=decision.payload,
+                destination_id=entry.destination_id,
+                known_at_destination=bool(entry.payload_hash),
+            )
+            for entry, decision in chunk
+        ]
+        batch_key = hashlib.sha256(
+            ",".join(entry.idempotency_key for entry, _ in chunk).encode()
+        ).hexdigest()[:32]
+        return {
+            outcome.key: outcome
             for outcome in connector.upsert(
                 self.sync.destination_object,
                 records,
@@ -153,13 +175,23 @@ class BatchDelivery:
                 match_field=self.sync.match_destination_field,
                 destination_config=self.sync.destination_config,
                 idempotency_key=batch_key,
-            ):
-                results[outcome.key] = outcome
-        job = next((r.job_ref for r in results.values() if r.outcome == Outcome.ACCEPTED), "")
-        if job:
-            self._wait_for_job(job, sending, local)
-            return
-        self._commit(results, local, decisions={e.pk: d for e, d in sending})
+            )
+        }
+
+    def _commit_part(self, sent, results, local, decisions) -> None:
+        """Commit the records already answered (and the ones decided locally) without
+        finishing the batch."""
+        keep = self.entries
+        self.entries = {entry.pk: entry for entry, _ in sent}
+        self.entries.update({pk: keep[pk] for pk in local})
+        self._commit(results, local, decisions=decisions, finish=False)
+        self.entries = keep
+        self.result.counts.clear()
+
+    def _narrow(self, entries) -> None:
+        """From now on this batch is only these records (a retry or split sends just them)."""
+        self.entries = {entry.pk: entry for entry in entries}
+        self.batch.record_keys = [entry.record_key for entry in entries]
 
     # --- vendor jobs (async bulk APIs) ---------------------------------------------------------
     def _wait_for_job(self, job_ref: str, sending, local) -> None:
@@ -300,6 +332,7 @@ class BatchDelivery:
         local: dict[int, tuple[str, str]],
         decisions: dict | None = None,
         exhausted: bool = False,
+        finish: bool = True,
     ) -> None:
         decisions = decisions or {}
         now = timezone.now()
@@ -336,7 +369,11 @@ class BatchDelivery:
             )
             if dead_letters:
                 DeadLetter.objects.bulk_create(dead_letters)
-            self._finish_batch()
+            if finish:
+                self._finish_batch()
+            else:
+                self._collect_calls()
+                run_counters_add(self.run.pk, self.result, finished=False)
 
     def _apply(self, entry, result, decision, now, counts, dead_letters, exhausted) -> None:
         outcome = result.outcome
@@ -404,6 +441,7 @@ class BatchDelivery:
         with transaction.atomic():
             SyncBatch.objects.filter(pk=self.batch.pk).update(
                 status=BatchStatus.QUEUED,
+                record_keys=self.batch.record_keys,
                 attempt=self.batch.attempt,
                 error=self.batch.error,
                 not_before=timezone.now() + timedelta(seconds=self.result.retry_in or 0),
@@ -423,11 +461,12 @@ def connection_mark_failed(connection, *, auth: bool, message: str) -> None:
     )
 
 
-def run_counters_add(run_id: int, result: BatchResult) -> None:
-    """Add a finished batch to its run's counters; note whether it was the run's last."""
+def run_counters_add(run_id: int, result: BatchResult, *, finished: bool = True) -> None:
+    """Add a batch's counts to its run (and, when it finished, count it as done); note
+    whether it was the run's last."""
     increments = {name: count for name, count in result.counts.items() if count}
     increments.update(
-        batches_done=1,
+        batches_done=1 if finished else 0,
         batches_total=len(result.new_batches),
         api_calls=result.api_calls,
         rate_limited=result.rate_limited,

@@ -348,13 +348,15 @@ class Planner:
         ledger_update(self.sync.pk, changed)
 
 
-def batches_create(run: SyncRun, result: PlanResult, max_batch: int) -> list[SyncBatch]:
+def batches_create(
+    run: SyncRun, result: PlanResult, *, upsert_size: int, delete_size: int
+) -> list[SyncBatch]:
     batches = [
-        SyncBatch(run=run, kind="upsert", record_keys=result.send_keys[i : i + max_batch])
-        for i in range(0, len(result.send_keys), max_batch)
+        SyncBatch(run=run, kind="upsert", record_keys=result.send_keys[i : i + upsert_size])
+        for i in range(0, len(result.send_keys), upsert_size)
     ]
     batches += [
-        SyncBatch(run=run, kind="delete", record_keys=result.delete_keys[i : i + max_batch])
-        for i in range(0, len(result.delete_keys), max_batch)
+        SyncBatch(run=run, kind="delete", record_keys=result.delete_keys[i : i + delete_size])
+        for i in range(0, len(result.delete_keys), delete_size)
     ]
     return SyncBatch.objects.bulk_create(batches, batch_size=1000)

@@ -86,8 +86,9 @@ def run_execute(*, run_id: int) -> None:
         _run_end(run, RunStatus.FAILED, error=reason)
         return
     max_batch = planner.ctx.destination.max_batch
+    per_task = max_batch * planner.ctx.connector_cls.requests_per_task
     with transaction.atomic():
-        batches = batches_create(run, result, max_batch)
+        batches = batches_create(run, result, upsert_size=per_task, delete_size=max_batch)
         SyncRun.objects.filter(pk=run.pk).update(
             status=RunStatus.DELIVERING if batches else run.status,
             planned=result.planned,

@@ -168,8 +168,10 @@ class FakeVendor:
         path_contains: str | None = None,
         writes_only: bool = True,
         headers: dict[str, str] | None = None,
+        after: int = 0,
     ) -> None:
-        """The next ``n`` write requests get ``status`` (with ``headers``) without being applied.
+        """The next ``n`` write requests (after letting ``after`` through) get ``status`` (with
+        ``headers``) without being applied.
 
         ``path_contains`` narrows which requests consume the fault; ``writes_only=False`` lets
         reads consume it too (the same holds for ``delay_next`` and ``drop_next``).
@@ -178,7 +180,9 @@ class FakeVendor:
         text (``""`` for the bodiless 403/429 some vendors send under load).
         """
         scope = {"path_contains": path_contains, "writes_only": writes_only}
-        self._inject(Fault("fail", n, status=status, body=body, headers=headers, **scope))
+        self._inject(
+            Fault("fail", n, status=status, body=body, headers=headers, skip=after, **scope)
+        )
 
     def delay_next(
         self,

@@ -94,6 +94,7 @@ class Fault:
     path_contains: str | None = None
     writes_only: bool = True
     headers: dict[str, str] | None = None  # ``fail``: extra response headers (Retry-After)
+    skip: int = 0  # let this many matching requests through first
 
     def matches(self, path: str, is_write: bool) -> bool:
         """Whether a request to ``path`` (a write or not) consumes this fault."""
@@ -117,6 +118,9 @@ class FaultQueue:
         """Consume one use of the first fault matching this request, if any."""
         for fault in self._faults:
             if fault.matches(path, is_write):
+                if fault.skip:
+                    fault.skip -= 1
+                    return None
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)

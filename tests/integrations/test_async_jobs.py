@@ -30,6 +30,7 @@ class JobVendor(Connector):
     objects = {"accounts": DestinationObject("accounts", "Accounts", 50)}
     default_rate = RateSpec(1000, 1)
     allowed_hosts = ("jobs.example",)
+    requests_per_task = 1
     jobs: dict = {}
     polls: dict = {}
     ids = itertools.count(1)

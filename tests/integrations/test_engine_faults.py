@@ -306,3 +306,38 @@ def test_changing_the_mapping_replans_every_record(company_sync, hubspot):
     run = start_and_drive(company_sync)
 
     assert (run.planned, run.updated) == (3, 3)
+
+
+@pytest.mark.django_db
+def test_a_failure_after_some_requests_keeps_what_was_delivered(company_sync, hubspot, settings):
+    settings.MKT_SYNC_BATCH_ATTEMPTS = 2
+    CompanyFactory.create_batch(250)  # one task: requests of 100, 100 and 50
+    hubspot.fail_next(2, status=503, after=1)  # the second request fails twice
+
+    run = start_and_drive(company_sync)
+
+    assert (run.created, run.failed, run.planned) == (100, 150, 250)
+    batch = SyncBatch.objects.get(run=run)
+    assert len(batch.record_keys) == 150  # the retry carried only what was left
+    assert LedgerEntry.objects.filter(status="synced").count() == 100
+    _add_up(run)
+    assert start_and_drive(company_sync).created == 150  # and the next run delivers the rest
+
+
+@pytest.mark.django_db
+def test_a_refused_request_in_a_task_is_split_without_resending_the_delivered(
+    company_sync, hubspot
+):
+    CompanyFactory.create_batch(250)
+    hubspot.fail_next(
+        1,
+        status=400,
+        after=1,
+        body={"status": "error", "message": "bad", "category": "VALIDATION_ERROR"},
+    )
+
+    run = start_and_drive(company_sync)
+
+    assert (run.created, run.dead_lettered, run.status) == (250, 0, RunStatus.SUCCEEDED)
+    assert max(o["created_count"] for o in hubspot.objects("companies")) == 1
+    _add_up(run)
