@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0001_initial'),
+        ("integrations", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='syncbatch',
-            name='pending_local',
+            model_name="syncbatch",
+            name="pending_local",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

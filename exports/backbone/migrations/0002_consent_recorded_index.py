@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backbone', '0001_initial'),
+        ("backbone", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='consentrecord',
-            index=models.Index(fields=['recorded_at'], name='consent_recorded_idx'),
+            model_name="consentrecord",
+            index=models.Index(fields=["recorded_at"], name="consent_recorded_idx"),
         ),
     ]
