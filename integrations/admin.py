@@ -133,6 +133,16 @@ class SyncAdmin(ObjectPermissionAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("connection")
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        perm = "integrations.override_guardrails"
+        may_loosen = request.user.has_perm(perm) or (obj and request.user.has_perm(perm, obj))
+        if not may_loosen and "mirror_max_delete_share" in form.base_fields:
+            field = form.base_fields["mirror_max_delete_share"]
+            field.disabled = True
+            field.help_text += " Changing it needs the override-guardrails permission."
+        return form
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "connection" and not request.user.has_perm(
             "integrations.view_connection"

@@ -288,8 +288,8 @@ def sync_set_paused(*, sync: Sync, paused: bool, reason: str = "") -> None:
     if paused:
         sync_pause(sync=sync, reason=reason or "paused by a user")
     else:
-        Sync.objects.filter(pk=sync.pk).update(paused=False, pause_reason="")
         sync.paused, sync.pause_reason = False, ""
+        sync.save(update_fields=["paused", "pause_reason", "updated_at"])
     sync_schedule_apply(sync=sync)
 
 

@@ -73,6 +73,7 @@ _SYNC_ADMIN = (
         "integrations.preview_sync",
         "integrations.pause_sync",
         "integrations.replay_deadletters",
+        "integrations.override_guardrails",
     }
 )
 _SYNC_READ = view("integrations", "connection", "sync", "fieldmapping", "syncrun")

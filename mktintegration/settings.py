@@ -319,6 +319,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Exports of client data and metrics, integration status and configuration.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema lists every endpoint and parameter: for signed-in users and tokens only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Host names outbound HTTP may reach even though they resolve to internal addresses (tests,

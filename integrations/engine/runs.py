@@ -188,8 +188,9 @@ def _run_end(run: SyncRun, status: str, *, error: str = "") -> None:
 
 
 def sync_pause(*, sync: Sync, reason: str) -> None:
-    Sync.objects.filter(pk=sync.pk).update(paused=True, pause_reason=reason[:2000])
-    sync.paused, sync.pause_reason = True, reason
+    """Pause a sync with the reason (saved, so the change history records who and why)."""
+    sync.paused, sync.pause_reason = True, reason[:2000]
+    sync.save(update_fields=["paused", "pause_reason", "updated_at"])
 
 
 def runs_reap() -> dict[str, int]:

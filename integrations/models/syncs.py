@@ -68,6 +68,7 @@ class Sync(models.Model):
             ("preview_sync", "Can preview a sync"),
             ("pause_sync", "Can pause and resume a sync"),
             ("replay_deadletters", "Can replay a sync's dead letters"),
+            ("override_guardrails", "Can loosen a sync's guardrails (mirror delete share)"),
         ]
         constraints = [
             models.CheckConstraint(

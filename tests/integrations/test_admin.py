@@ -231,3 +231,46 @@ def test_deleting_a_sync_removes_its_ledger_and_shows_counts(admin_user_client, 
     admin_user_client.post(f"/admin/integrations/sync/{company_sync.pk}/delete/", {"post": "yes"})
 
     assert not Sync.objects.exists() and not LedgerEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_manager_cannot_loosen_the_mirror_guard(client, hubspot, user_with_role):
+    connection = make_connection("hubspot", hubspot)
+    sync = make_sync(connection, name="guarded", mode="mirror", mappings=[("name", "name")])
+    mapping = sync.mappings.get()
+    manager = user_with_role(roles.MARKETING_MANAGER)
+    for perm in ("view_sync", "change_sync"):
+        assign_perm(f"integrations.{perm}", manager, sync)
+    assign_perm("integrations.view_connection", manager, connection)
+    client.force_login(manager)
+
+    data = _sync_post(connection, name="guarded", mode="mirror", mirror_max_delete_share="0.9")
+    data.update(
+        {
+            "mappings-INITIAL_FORMS": "1",
+            "mappings-0-id": str(mapping.pk),
+            "mappings-0-sync": str(sync.pk),
+        }
+    )
+    response = client.post(f"/admin/integrations/sync/{sync.pk}/change/", data)
+
+    assert response.status_code == 302
+    sync.refresh_from_db()
+    assert sync.mirror_max_delete_share == 0.1
+
+
+@pytest.mark.django_db
+def test_pausing_and_resuming_is_in_the_change_history(company_sync):
+    from auditlog.models import LogEntry
+
+    from integrations.services import sync_set_paused
+
+    sync_set_paused(sync=company_sync, paused=True, reason="vendor maintenance")
+    sync_set_paused(sync=company_sync, paused=False)
+
+    changes = [
+        entry.changes_dict.get("paused")
+        for entry in LogEntry.objects.get_for_object(company_sync).order_by("pk")
+        if "paused" in entry.changes_dict
+    ]
+    assert changes[-2:] == [["False", "True"], ["True", "False"]]  # after the creation

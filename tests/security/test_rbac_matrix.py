@@ -129,7 +129,7 @@ def _statuses(anonymous: int, no_role: int, **by_role: int) -> dict[str, int]:
 
 
 _EXPORT_BUSINESS = _statuses(401, 403, mm=200, ma=200, ia=200, au=403, api=200)
-_PUBLIC = _statuses(200, 200, mm=200, ma=200, ia=200, au=200, api=200)
+_SIGNED_IN = _statuses(401, 200, mm=200, ma=200, ia=200, au=200, api=200)
 # Writes on one granted object: nobody here holds a grant; auditors see it but may not act.
 _ACT_ON_OBJECT = _statuses(401, 404, mm=404, ma=404, ia=202, au=403, api=404)
 _READ_RUN = _statuses(401, 404, mm=404, ma=404, ia=200, au=200, api=404)
@@ -147,8 +147,8 @@ _CONFIGURE = {
 # Route (as the resolver spells it) -> the calls made to it, with the status per principal
 # (signed in with a session; tokens are tested in test_bad_input.py).
 API: dict[str, list[Call]] = {
-    "api/schema/": [Call("get", "/api/schema/", _PUBLIC)],
-    "api/docs/": [Call("get", "/api/docs/", _PUBLIC)],
+    "api/schema/": [Call("get", "/api/schema/", _SIGNED_IN)],
+    "api/docs/": [Call("get", "/api/docs/", _SIGNED_IN)],
     "marketing/export/clients": [Call("get", "/marketing/export/clients", _EXPORT_BUSINESS)],
     "marketing/export/metrics": [Call("get", "/marketing/export/metrics", _EXPORT_BUSINESS)],
     "marketing/export/contacts": [
