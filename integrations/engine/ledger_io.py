@@ -44,6 +44,41 @@ _NEW_COLUMNS = (
 )
 
 
+def _any(cursor_vendor: str, column: str, values: list) -> tuple[str, list]:
+    """``column`` matches any of ``values``: one array parameter on PostgreSQL."""
+    if cursor_vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def ledger_states(sync_id: int, keys: list[str]) -> list[tuple]:
+    """(record_key, status, payload_hash, plan_hash, last_error, match_value) of these keys."""
+    if not keys:
+        return []
+    condition, params = _any(connection.vendor, "record_key", keys)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT record_key, status, payload_hash, plan_hash, last_error, match_value "
+            f"FROM {TABLE} WHERE sync_id = %s AND {condition}",
+            [sync_id, *params],
+        )
+        return cursor.fetchall()
+
+
+def ledger_match_owners(sync_id: int, values: set[str], exclude_keys: list[str]) -> dict[str, str]:
+    """Match values already confirmed at the destination for a record not in ``exclude_keys``:
+    value -> that record's key."""
+    condition, params = _any(connection.vendor, "match_value", sorted(values))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT match_value, record_key FROM {TABLE} WHERE sync_id = %s AND status = %s "
+            f"AND {condition}",
+            [sync_id, "synced", *params],
+        )
+        excluded = set(exclude_keys)
+        return {value: key for value, key in cursor.fetchall() if key not in excluded}
+
+
 def ledger_analyze() -> None:
     """Refresh PostgreSQL's statistics of the ledger after a bulk load, so lookups by
     (sync, record key) keep using their index."""

@@ -9,6 +9,7 @@ changed, not with the table: unchanged rows are not even read on an incremental 
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -24,6 +25,8 @@ from integrations.engine.ledger_io import (
     PlannedRow,
     ledger_analyze,
     ledger_insert,
+    ledger_match_owners,
+    ledger_states,
     ledger_update,
 )
 from integrations.engine.source import SourceReader
@@ -43,6 +46,7 @@ class LedgerState:
     payload_hash: str
     plan_hash: str
     last_error: str
+    match_value: str
 
 
 @dataclass
@@ -122,7 +126,7 @@ class SyncContext:
             sync.destination_object, sync.match_destination_field, match_value, payload
         )
         gate = self._gate(row, match_value, duplicate_of, connector, key, payload)
-        plan_hash = stable_hash(payload_hash, gate)
+        plan_hash = hashlib.sha256(f"{payload_hash}|{gate}".encode()).hexdigest()
         decision = Decision(key, "send", "", payload, match_value, payload_hash, plan_hash)
         if gate:
             decision.bucket, decision.reason = gate
@@ -228,29 +232,25 @@ class Planner:
         return self.result
 
     def _ledger(self, keys: list[str]) -> dict[str, LedgerState]:
-        rows = LedgerEntry.objects.filter(sync=self.sync, record_key__in=keys).values_list(
-            "record_key", "status", "payload_hash", "plan_hash", "last_error"
-        )
-        return {key: LedgerState(*rest) for key, *rest in rows}
-
-    def _taken_match_values(self, values: list[str], keys: list[str]) -> dict[str, str]:
-        """Match values already confirmed at the destination for another record."""
-        rows = (
-            LedgerEntry.objects.filter(
-                sync=self.sync, match_value__in=values, status=LedgerStatus.SYNCED
-            )
-            .exclude(record_key__in=keys)
-            .values_list("match_value", "record_key")
-        )
-        return dict(rows)
+        return {key: LedgerState(*rest) for key, *rest in ledger_states(self.sync.pk, keys)}
 
     def _plan_rows(self, rows: list[dict], *, skip_ledger: bool = False) -> None:
         keys = [str(row["_key"]) for row in rows]
         ledger = {} if skip_ledger else self._ledger(keys)
         match_values = [str(row.get(self.sync.match_source_field) or "").strip() for row in rows]
-        taken = (
-            {} if skip_ledger else self._taken_match_values([v for v in match_values if v], keys)
-        )
+        # A record the destination confirmed under this same value owns it; any other record
+        # (new, changed value, or never confirmed) may collide with another's: look those up.
+        moved = {
+            value
+            for key, value in zip(keys, match_values, strict=True)
+            if value
+            and (
+                key not in ledger
+                or ledger[key].match_value != value
+                or ledger[key].status != LedgerStatus.SYNCED
+            )
+        }
+        taken = {} if skip_ledger or not moved else ledger_match_owners(self.sync.pk, moved, keys)
         decisions = []
         for row, key, value in zip(rows, keys, match_values, strict=True):
             if key in self.seen:

@@ -341,3 +341,24 @@ def test_a_refused_request_in_a_task_is_split_without_resending_the_delivered(
     assert (run.created, run.dead_lettered, run.status) == (250, 0, RunStatus.SUCCEEDED)
     assert max(o["created_count"] for o in hubspot.objects("companies")) == 1
     _add_up(run)
+
+
+@pytest.mark.django_db
+def test_a_record_held_back_as_a_duplicate_stays_held_back_when_it_changes(
+    hubspot, hubspot_connection
+):
+    hubspot.add_property("companies", "web_domain", unique=True)
+    sync = make_sync(hubspot_connection, match=("domain", "web_domain"))
+    owner = CompanyFactory(domain="same.example")
+    start_and_drive(sync)
+    copycat = CompanyFactory(domain="same.example", updated_at=timezone.now())
+    assert start_and_drive(sync).invalid == 1
+
+    copycat.name = "Copycat renamed"
+    copycat.updated_at = timezone.now()
+    copycat.save()
+    run = start_and_drive(sync)
+
+    assert (run.invalid, run.updated, run.created) == (1, 0, 0)
+    stored = hubspot.find("companies", "web_domain", "same.example")
+    assert stored["properties"]["name"] == owner.name  # the copycat never overwrote it
