@@ -31,7 +31,7 @@ from integrations.engine.ledger_io import (
 )
 from integrations.engine.source import SourceReader
 from integrations.mapping import build_payload, compile_mappings, source_fields, stable_hash
-from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncBatch, SyncRun
+from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncRun
 
 PREVIEW_PAYLOADS = 20
 ANALYZE_AFTER_ROWS = 10_000
@@ -181,14 +181,15 @@ class SyncContext:
 @dataclass
 class PlanResult:
     counts: Counter = field(default_factory=Counter)
-    send_keys: list[str] = field(default_factory=list)
+    send_keys: list[str] = field(default_factory=list)  # not yet handed to batches
     delete_keys: list[str] = field(default_factory=list)
+    sent: int = 0  # records handed to batches so far
     preview: list[dict] = field(default_factory=list)
     watermark: Any = None
 
     @property
     def planned(self) -> int:
-        return sum(self.counts.values()) + len(self.send_keys) + len(self.delete_keys)
+        return sum(self.counts.values()) + self.sent + len(self.send_keys) + len(self.delete_keys)
 
 
 def _connector_for_validation(ctx: SyncContext):
@@ -209,6 +210,10 @@ class Planner:
         self.match_owner: dict[str, str] = {}
         self.mirror_guard_tripped = False
         self.inserted = 0
+        # Streaming: called with record keys to deliver as soon as a task's worth is planned
+        # (and with the rest at the end), so delivery starts while the plan goes on.
+        self.on_keys = None
+        self.flush_size = 0
 
     def plan(self) -> PlanResult:
         sync = self.sync
@@ -228,8 +233,25 @@ class Planner:
             self._plan_deletes()
         if self.inserted >= ANALYZE_AFTER_ROWS:
             ledger_analyze()
+        self._flush(final=True)
         self.result.watermark = started
         return self.result
+
+    def _flush(self, *, final: bool = False) -> None:
+        result = self.result
+        if self.on_keys is None:
+            return
+        size = len(result.send_keys) if final else self.flush_size
+        while size and len(result.send_keys) >= size:
+            keys, result.send_keys = result.send_keys[:size], result.send_keys[size:]
+            result.sent += len(keys)
+            self.on_keys(keys, "upsert")
+            if final:
+                break
+        if final and result.delete_keys:
+            keys, result.delete_keys = result.delete_keys, []
+            result.sent += len(keys)
+            self.on_keys(keys, "delete")
 
     def _ledger(self, keys: list[str]) -> dict[str, LedgerState]:
         return {key: LedgerState(*rest) for key, *rest in ledger_states(self.sync.pk, keys)}
@@ -346,17 +368,4 @@ class Planner:
         ledger_insert(self.sync.pk, new)
         self.inserted += len(new)
         ledger_update(self.sync.pk, changed)
-
-
-def batches_create(
-    run: SyncRun, result: PlanResult, *, upsert_size: int, delete_size: int
-) -> list[SyncBatch]:
-    batches = [
-        SyncBatch(run=run, kind="upsert", record_keys=result.send_keys[i : i + upsert_size])
-        for i in range(0, len(result.send_keys), upsert_size)
-    ]
-    batches += [
-        SyncBatch(run=run, kind="delete", record_keys=result.delete_keys[i : i + delete_size])
-        for i in range(0, len(result.delete_keys), delete_size)
-    ]
-    return SyncBatch.objects.bulk_create(batches, batch_size=1000)
+        self._flush()

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from exports.query import ExportInputError
@@ -21,7 +21,7 @@ from integrations.engine.executor import (
     BatchDelivery,
     connection_mark_failed,
 )
-from integrations.engine.planner import Planner, batches_create
+from integrations.engine.planner import Planner
 from integrations.mapping import MappingError
 from integrations.models import RunStatus, Sync, SyncBatch, SyncRun
 from integrations.models.runs import BatchStatus
@@ -79,36 +79,55 @@ def run_execute(*, run_id: int) -> None:
 
     try:
         planner = Planner(run, heartbeat=heartbeat)
-        result = planner.plan()
     except (MappingError, ExportInputError, KeyError) as exc:
-        reason = f"configuration error: {exc}"
-        sync_pause(sync=sync, reason=reason)
-        _run_end(run, RunStatus.FAILED, error=reason)
+        _run_config_error(run, exc)
         return
     max_batch = planner.ctx.destination.max_batch
     per_task = max_batch * planner.ctx.connector_cls.requests_per_task
+
+    def deliver(keys: list[str], kind: str) -> None:
+        """Hand planned records to delivery tasks at once (the plan goes on meanwhile)."""
+        size = per_task if kind == "upsert" else max_batch
+        with transaction.atomic():
+            batches = SyncBatch.objects.bulk_create(
+                SyncBatch(run=run, kind=kind, record_keys=keys[i : i + size])
+                for i in range(0, len(keys), size)
+            )
+            SyncRun.objects.filter(pk=run.pk).update(
+                batches_total=F("batches_total") + len(batches), heartbeat_at=timezone.now()
+            )
+            _dispatch_batches([b.pk for b in batches])
+
+    planner.on_keys, planner.flush_size = deliver, per_task
+    try:
+        result = planner.plan()
+    except (MappingError, ExportInputError, KeyError) as exc:
+        _run_config_error(run, exc)
+        return
     with transaction.atomic():
-        batches = batches_create(run, result, upsert_size=per_task, delete_size=max_batch)
+        # Batches may have counted records already: add the plan's own buckets to theirs.
         SyncRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.DELIVERING if batches else run.status,
+            status=RunStatus.DELIVERING,
             planned=result.planned,
-            batches_total=len(batches),
             heartbeat_at=timezone.now(),
             error=run.error,
-            **{bucket: count for bucket, count in result.counts.items()},
+            **{bucket: F(bucket) + count for bucket, count in result.counts.items()},
         )
         Sync.objects.filter(pk=sync.pk).update(
             source_watermark=result.watermark, planned_config_version=run.config_version
         )
-        _dispatch_batches([b.pk for b in batches])
     if planner.mirror_guard_tripped:
         log.warning("sync %s: %s", sync.pk, run.error)
         from integrations.alerts import alert_mirror_guard
 
         alert_mirror_guard(sync=sync, run=run)
-    if not batches:
-        SyncRun.objects.filter(pk=run.pk).update(status=RunStatus.DELIVERING)
-        run_finish_if_done(run.pk)
+    run_finish_if_done(run.pk)  # every batch may be done already, or there were none
+
+
+def _run_config_error(run: SyncRun, exc: Exception) -> None:
+    reason = f"configuration error: {exc}"
+    sync_pause(sync=run.sync, reason=reason)
+    _run_end(run, RunStatus.FAILED, error=reason)
 
 
 def batch_claim(batch_id: int) -> SyncBatch | None:
@@ -198,19 +217,28 @@ def runs_reap() -> dict[str, int]:
     stale = timezone.now() - timedelta(seconds=settings.MKT_RUN_STALE_SECONDS)
     counts = {"runs": 0, "batches": 0, "failed": 0}
     for run in SyncRun.objects.filter(status=RunStatus.PLANNING, heartbeat_at__lt=stale):
-        if run.attempt + 1 >= MAX_RUN_ATTEMPTS:
-            if SyncRun.objects.filter(pk=run.pk, status=RunStatus.PLANNING).update(
-                status=RunStatus.FAILED,
-                finished_at=timezone.now(),
-                error="planning stopped responding three times",
-            ):
-                counts["failed"] += 1
-            continue
-        if SyncRun.objects.filter(
+        # Its batches may already be delivering: a second plan of the same run would count
+        # them twice. The run ends here and a new run plans what is left.
+        if not SyncRun.objects.filter(
             pk=run.pk, status=RunStatus.PLANNING, heartbeat_at__lt=stale
-        ).update(status=RunStatus.QUEUED, attempt=run.attempt + 1):
+        ).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            error="planning stopped responding (its worker was lost); a new run plans again",
+        ):
+            continue
+        counts["failed"] += 1
+        if run.attempt + 1 < MAX_RUN_ATTEMPTS:
+            with transaction.atomic():
+                again = SyncRun.objects.create(
+                    sync_id=run.sync_id,
+                    trigger=run.trigger,
+                    triggered_by_id=run.triggered_by_id,
+                    config_version=run.config_version,
+                    attempt=run.attempt + 1,
+                )
+                _dispatch_run(again.pk)
             counts["runs"] += 1
-            _dispatch_run(run.pk)
     lost_runs = SyncRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=stale).values_list(
         "pk", flat=True
     )

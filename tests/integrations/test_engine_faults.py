@@ -362,3 +362,44 @@ def test_a_record_held_back_as_a_duplicate_stays_held_back_when_it_changes(
     assert (run.invalid, run.updated, run.created) == (1, 0, 0)
     stored = hubspot.find("companies", "web_domain", "same.example")
     assert stored["properties"]["name"] == owner.name  # the copycat never overwrote it
+
+
+@pytest.mark.django_db
+def test_delivery_starts_while_the_plan_goes_on_and_counts_still_add_up(
+    company_sync, hubspot, monkeypatch
+):
+    from integrations.engine import runs
+    from integrations.engine.runs import batch_execute
+
+    CompanyFactory.create_batch(1200)  # a task's worth is 500 records
+    seen_status = []
+
+    def deliver_now(batch_ids, countdown=0):
+        for batch_id in batch_ids:
+            seen_status.append(SyncRun.objects.get(batches__pk=batch_id).status)
+            batch_execute(batch_id=batch_id)
+
+    monkeypatch.setattr(runs, "_dispatch_batches", deliver_now)
+    run = sync_run_start(sync=company_sync, trigger="manual")
+    run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert "planning" in seen_status  # the first tasks ran before the plan was over
+    assert (run.status, run.created, run.planned) == (RunStatus.SUCCEEDED, 1200, 1200)
+    _add_up(run)
+
+
+@pytest.mark.django_db
+def test_a_run_whose_planner_died_ends_and_a_new_run_plans_again(company_sync, settings):
+    settings.MKT_RUN_STALE_SECONDS = 60
+    run = sync_run_start(sync=company_sync, trigger="manual")
+    SyncRun.objects.filter(pk=run.pk).update(
+        status="planning", heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    runs_reap()
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "new run" in run.error
+    again = SyncRun.objects.exclude(pk=run.pk).get(sync=company_sync)
+    assert (again.status, again.attempt) == (RunStatus.QUEUED, 1)
