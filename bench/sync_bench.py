@@ -128,6 +128,10 @@ def mark_all_delivered(sync: Sync) -> None:
             [sync.pk],
         )
         cursor.execute("DROP TABLE bench_hashes")
+    # A real first delivery takes a while; autovacuum tidies the ledger after it. Do now what
+    # it would have done, so the incremental plan is not measured on a million dead rows.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE integrations_ledgerentry")
 
 
 def change_one_percent() -> int:
