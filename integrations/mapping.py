@@ -106,7 +106,13 @@ def source_fields(compiled: list[CompiledMapping], extra: list[str]) -> list[str
 
 
 def build_payload(compiled: list[CompiledMapping], row: dict[str, Any]) -> dict[str, Any]:
-    return {mapping.destination: mapping.value(row) for mapping in compiled}
+    payload = {}
+    for mapping in compiled:
+        if mapping.template or mapping.transform:
+            payload[mapping.destination] = mapping.value(row)
+        else:  # the common case, without a call per value
+            payload[mapping.destination] = row.get(mapping.source)
+    return payload
 
 
 def _json_default(value):
@@ -119,4 +125,19 @@ def _json_default(value):
 
 def stable_hash(*parts: Any) -> str:
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def payload_hash(head: tuple[str, ...], payload: dict[str, Any]) -> str:
+    """The hash of a payload (and what it is sent as), on the planner's hot path.
+
+    Payload values are scalars from the database, so their repr is stable and a sorted join
+    costs a third of a JSON encoding; anything else falls back to stable_hash.
+    """
+    if not all(isinstance(v, _SCALARS) for v in payload.values()):
+        return stable_hash(*head, payload)
+    text = "\x1f".join((*head, *(f"{k}\x1e{v!r}" for k, v in sorted(payload.items()))))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -30,7 +30,8 @@ from integrations.engine.ledger_io import (
     ledger_update,
 )
 from integrations.engine.source import SourceReader
-from integrations.mapping import build_payload, compile_mappings, source_fields, stable_hash
+from integrations.mapping import build_payload, compile_mappings, source_fields
+from integrations.mapping import payload_hash as hash_payload
 from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncRun
 
 PREVIEW_PAYLOADS = 20
@@ -122,8 +123,8 @@ class SyncContext:
         match_value = "" if match_value is None else str(match_value).strip()
         if sync.match_destination_field not in payload:
             payload[sync.match_destination_field] = match_value
-        payload_hash = stable_hash(
-            sync.destination_object, sync.match_destination_field, match_value, payload
+        payload_hash = hash_payload(
+            (sync.destination_object, sync.match_destination_field, match_value), payload
         )
         gate = self._gate(row, match_value, duplicate_of, connector, key, payload)
         plan_hash = hashlib.sha256(f"{payload_hash}|{gate}".encode()).hexdigest()

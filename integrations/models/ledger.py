@@ -25,8 +25,13 @@ class LedgerStatus(models.TextChoices):
 
 class LedgerEntry(models.Model):
     # No index of its own: the (sync, record_key) unique index serves lookups by sync, and a
-    # lone sync_id index tempts the planner into filtering a whole sync's rows.
-    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="ledger", db_index=False)
+    # lone sync_id index tempts the planner into filtering a whole sync's rows. No database
+    # foreign key either: a first plan writes a million rows, and a per-row trigger check of
+    # the same sync costs more than the rest of the write. Deleting a sync removes its ledger
+    # (integrations.services.sync_delete), and Django cascades as usual.
+    sync = models.ForeignKey(
+        Sync, on_delete=models.CASCADE, related_name="ledger", db_index=False, db_constraint=False
+    )
     record_key = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=LedgerStatus.choices)
     payload_hash = models.CharField(max_length=64, blank=True)
