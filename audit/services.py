@@ -13,12 +13,13 @@ _LOCK_KEYS = {AccessLog: 7_340_001, OutboundLog: 7_340_002}
 def _append(model: type[ChainedLog], fields: dict) -> ChainedLog:
     alias = router.db_for_write(model)
     connection = connections[alias]
-    with transaction.atomic(using=alias):
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEYS[model]])
-        previous = model.objects.using(alias).order_by("-id").values_list("row_hash", flat=True)
-        row = model(**fields, prev_hash=previous.first() or GENESIS)
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEYS[model]])
+        table = model._meta.db_table  # one of our two log tables
+        cursor.execute(f"SELECT row_hash FROM {table} ORDER BY id DESC LIMIT 1")  # noqa: S608
+        previous = cursor.fetchone()
+        row = model(**fields, prev_hash=previous[0] if previous else GENESIS)
         row.row_hash = row.compute_hash()
         row.save(using=alias)
     return row

@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.connectors.base import Outcome, OutRecord, RecordResult
-from integrations.engine.ledger_io import rows_update
+from integrations.engine.ledger_io import ledger_entries, rows_update
 from integrations.engine.planner import Decision, SyncContext
 from integrations.engine.ratelimit import RateBudget, RateWaitTooLong
 from integrations.errors import ConnectorError, ErrorKind
@@ -84,10 +84,7 @@ class BatchDelivery:
         self.ctx = SyncContext.cached(self.sync)
         self.result = BatchResult()
         self._reported = (0, 0)
-        self.entries = {
-            e.pk: e
-            for e in LedgerEntry.objects.filter(sync=self.sync, record_key__in=batch.record_keys)
-        }
+        self.entries = {e.pk: e for e in ledger_entries(self.sync.pk, batch.record_keys)}
 
     def deliver(self) -> BatchResult:
         if self.sync.paused or not self.sync.enabled:
