@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -118,6 +119,25 @@ class _GuardedAdapter(HTTPAdapter):
         }
 
 
+_local = threading.local()
+
+
+def _session(vendor: str, connection_id: int | None) -> requests.Session:
+    """One session per vendor account and thread: delivery tasks reuse its open connections
+    instead of connecting (and for HTTPS, handshaking) again for every task."""
+    sessions = _local.__dict__.setdefault("sessions", {})
+    key = (vendor, connection_id)
+    if key not in sessions:
+        session = requests.Session()
+        session.trust_env = False  # no proxies or netrc from the environment
+        adapter = _GuardedAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = "mktintegration/1"
+        sessions[key] = session
+    return sessions[key]
+
+
 def redact_path(path: str) -> str:
     return _EMAILISH.sub("{redacted}", path)[:500]
 
@@ -138,15 +158,11 @@ class HttpClient:
     _session: requests.Session = field(init=False, repr=False)
 
     def __post_init__(self):
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxies or netrc from the environment
-        adapter = _GuardedAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = "mktintegration/1"
+        self._session = _session(self.vendor, self.connection_id)
 
     def close(self) -> None:
-        self._session.close()
+        """Nothing to release: the session (and its kept-alive connections) is reused by the
+        next client for the same vendor account in this thread."""
 
     def request(
         self,
