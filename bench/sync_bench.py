@@ -68,6 +68,14 @@ def make_sync(name: str, server: FakeHubSpot, *, filters: dict, rate: tuple[int,
     old = Sync.objects.filter(name=name).first()
     if old is not None:
         sync_delete(sync=old)
+        # Clear the previous measurement's dead rows now, not by autovacuum during this one.
+        with connection.cursor() as cursor:
+            for table in (
+                "integrations_ledgerentry",
+                "integrations_syncbatch",
+                "audit_outboundlog",
+            ):
+                cursor.execute(f"VACUUM ANALYZE {table}")
     Connection.objects.filter(name=name).delete()
     conn = Connection(
         name=name,
