@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.connectors.base import Outcome, OutRecord, RecordResult
-from integrations.engine.ledger_io import ledger_entries, rows_update
+from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import Decision, SyncContext
 from integrations.engine.ratelimit import RateBudget, RateWaitTooLong
 from integrations.errors import ConnectorError, ErrorKind
@@ -118,7 +118,7 @@ class BatchDelivery:
         entries = list(self.entries.values())
         rows = self.ctx.reader.by_keys([e.record_key for e in entries])
         local: dict[int, tuple[str, str]] = {}
-        sending: list[tuple[LedgerEntry, Decision]] = []
+        sending: list[tuple[EntryRow, Decision]] = []
         for entry in entries:
             row = rows.get(entry.record_key)
             if row is None:
@@ -411,7 +411,7 @@ class BatchDelivery:
                 dead_letters.append(
                     DeadLetter(
                         sync=self.sync,
-                        entry=entry,
+                        entry_id=entry.pk,
                         run=self.run,
                         record_key=entry.record_key,
                         payload=(decision.payload if decision else {}),

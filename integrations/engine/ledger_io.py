@@ -51,20 +51,36 @@ def _any(cursor_vendor: str, column: str, values: list) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
-def ledger_entries(sync_id: int, keys: list[str]) -> list[LedgerEntry]:
-    """The ledger entries of these record keys, as model instances for the executor."""
+class EntryRow:
+    """A ledger entry as the executor reads and writes it: plain attributes, no model instance
+    (building 500 model instances per task cost a seventh of a delivery worker's time)."""
+
+    __slots__ = tuple(f.attname for f in LedgerEntry._meta.concrete_fields)
+
+    def __init__(self, values):
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+
+    @property
+    def pk(self):
+        return self.id
+
+
+def ledger_entries(sync_id: int, keys: list[str]) -> list[EntryRow]:
+    """The ledger entries of these record keys."""
     if connection.vendor != "postgresql":
-        return list(LedgerEntry.objects.filter(sync_id=sync_id, record_key__in=keys))
+        return [
+            EntryRow([getattr(e, name) for name in EntryRow.__slots__])
+            for e in LedgerEntry.objects.filter(sync_id=sync_id, record_key__in=keys)
+        ]
     # One array parameter and no per-value lookup preparation: a task reads 500 at a time.
-    fields = LedgerEntry._meta.concrete_fields
-    columns = ", ".join(f.column for f in fields)
+    columns = ", ".join(f.column for f in LedgerEntry._meta.concrete_fields)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {columns} FROM {TABLE} WHERE sync_id = %s AND record_key = ANY(%s)",
             [sync_id, list(keys)],
         )
-        names = [f.attname for f in fields]
-        return [LedgerEntry.from_db(connection.alias, names, row) for row in cursor.fetchall()]
+        return [EntryRow(row) for row in cursor.fetchall()]
 
 
 def ledger_states(sync_id: int, keys: list[str]) -> list[tuple]:

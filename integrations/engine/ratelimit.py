@@ -101,8 +101,9 @@ class RateBudget:
         """Take one token; 0 if taken, else the seconds until one is available."""
         now = time.time()
         if self._redis is not None:
+            take = _lua_take(self._redis)
             return float(
-                self._redis.eval(_LUA, 1, self._key(), self.bucket.rate, self.bucket.capacity, now)
+                take(keys=[self._key()], args=[self.bucket.rate, self.bucket.capacity, now])
             )
         with transaction.atomic():
             bucket, _ = RateBucket.objects.select_for_update().get_or_create(
@@ -123,6 +124,14 @@ class RateBudget:
 
 
 _REDIS = {}
+_SCRIPTS = {}
+
+
+def _lua_take(client):
+    """The take script, registered once per client (then called by its SHA)."""
+    if id(client) not in _SCRIPTS:
+        _SCRIPTS[id(client)] = client.register_script(_LUA)
+    return _SCRIPTS[id(client)]
 
 
 def _redis_client():
