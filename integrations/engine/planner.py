@@ -114,8 +114,14 @@ class SyncContext:
         entry: LedgerState | None,
         duplicate_of: str | None,
         connector=None,
+        *,
+        new: bool = False,
     ) -> Decision:
-        """Map, hash and gate one source row against its ledger entry."""
+        """Map, hash and gate one source row against its ledger entry.
+
+        ``new``: the record has no ledger entry yet. If it passes the gate it will be sent,
+        and the delivery computes the hash of what it sends, so planning skips hashing it.
+        """
         sync = self.sync
         key = str(row["_key"])
         payload = build_payload(self.compiled, row)
@@ -123,10 +129,12 @@ class SyncContext:
         match_value = "" if match_value is None else str(match_value).strip()
         if sync.match_destination_field not in payload:
             payload[sync.match_destination_field] = match_value
+        gate = self._gate(row, match_value, duplicate_of, connector, key, payload)
+        if new and not gate:
+            return Decision(key, "send", "", payload, match_value, "", "")
         payload_hash = hash_payload(
             (sync.destination_object, sync.match_destination_field, match_value), payload
         )
-        gate = self._gate(row, match_value, duplicate_of, connector, key, payload)
         plan_hash = hashlib.sha256(f"{payload_hash}|{gate}".encode()).hexdigest()
         decision = Decision(key, "send", "", payload, match_value, payload_hash, plan_hash)
         if gate:
@@ -282,7 +290,8 @@ class Planner:
             owner = taken.get(value) or self.match_owner.get(value) if value else None
             if value and value not in self.match_owner:
                 self.match_owner[value] = key
-            decisions.append(self.ctx.decide(row, ledger.get(key), owner, self.connector))
+            entry = ledger.get(key)
+            decisions.append(self.ctx.decide(row, entry, owner, self.connector, new=entry is None))
         self._record(decisions, ledger)
 
     def _plan_leftovers(self) -> None:
