@@ -8,15 +8,20 @@ and bytes (and a SHA-256 for files) for the access log and the run record.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 
 from django.db import connections
 
-from exports.query import ExportQuery, csv_select, encode_cursor, json_page_select, ndjson_select
+from exports.query import (
+    ExportQuery,
+    csv_line_select,
+    csv_select,
+    encode_cursor,
+    json_page_select,
+    ndjson_select,
+)
 
 CHUNK = 64 * 1024
 FETCH = 5000
@@ -90,29 +95,27 @@ class ExportStream:
 
     # SQLite: batches through the cursor.
     def _sqlite(self, connection) -> Iterator[bytes]:
+        # SQLite has no COPY: the database still builds each line (csv_line_select or a JSON
+        # object); Python joins batches of them.
         if self.format == "csv":
-            sql, params = csv_select(self.query, "sqlite")
+            sql, params = csv_line_select(self.query, "sqlite")
+            newline, head = "\r\n", ",".join(self.query.fields) + "\r\n"
         else:
             sql, params = ndjson_select(self.query, "sqlite")
+            newline, head = "\n", ""
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            text = io.StringIO()
-            writer = csv.writer(text, lineterminator="\r\n")
-            if self.format == "csv":
-                writer.writerow(self.query.fields)
+            parts, size = [head], len(head)
             while batch := cursor.fetchmany(FETCH):
                 self.rows += len(batch)
-                if self.format == "csv":
-                    writer.writerows(batch)
-                else:
-                    text.write("\n".join(row[0] for row in batch))
-                    text.write("\n")
-                if text.tell() >= CHUNK:
-                    yield text.getvalue().encode()
-                    text.seek(0)
-                    text.truncate()
-            if text.tell():
-                yield text.getvalue().encode()
+                text = newline.join(row[0] for row in batch) + newline
+                parts.append(text)
+                size += len(text)
+                if size >= CHUNK:
+                    yield "".join(parts).encode()
+                    parts, size = [], 0
+            if size:
+                yield "".join(parts).encode()
 
 
 def json_page(query: ExportQuery, *, alias: str, next_url) -> tuple[bytes, int]:

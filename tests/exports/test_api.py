@@ -305,3 +305,16 @@ def test_contacts_export_carries_the_latest_consent(client, analyst):
         {"id": contact.pk, "email_consent": "withdrawn"},
         {"id": silent.pk, "email_consent": None},
     ]
+
+
+@pytest.mark.django_db
+def test_csv_tells_an_empty_text_from_a_missing_value_on_every_backend(client, analyst):
+    CompanyFactory(domain="", annual_revenue=None, name='Comma, Quote " Co')
+
+    response = client.get(
+        "/marketing/export/clients?format=csv&fields=domain,annual_revenue,name", **analyst
+    )
+
+    body = b"".join(response.streaming_content)
+    # As PostgreSQL's COPY writes it: "" is an empty text, nothing at all is no value.
+    assert body == b'domain,annual_revenue,name\r\n"",,"Comma, Quote "" Co"\r\n'
