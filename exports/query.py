@@ -278,24 +278,16 @@ def csv_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
     return _base_sql(query, dialect, columns)
 
 
-def csv_line_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
-    """SELECT of whole CSV lines (SQLite, which has no COPY): quoting as PostgreSQL's COPY
-    does it, so both give the same bytes; Python only joins the lines."""
+def csv_values_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
+    """SQLite (no COPY): text cells as stored, other cells formatted by the database; the
+    stream neutralises and quotes the text cells (exports.streaming.csv_text_cell)."""
     dialect = Dialect(vendor)
-    cells = []
-    for f in (query.dataset.field(name) for name in query.fields):
-        cell = dialect.csv_cell(f)
-        if f.type == FieldType.TEXT:
-            # NULL is an empty cell, "" a quoted empty one; quote a delimiter or a quote.
-            cells.append(
-                f"CASE WHEN ({cell}) IS NULL THEN '' WHEN ({cell}) = '' THEN '\"\"' "
-                f"WHEN instr({cell}, ',') > 0 OR instr({cell}, '\"') > 0 "
-                f"THEN '\"' || replace({cell}, '\"', '\"\"') || '\"' ELSE {cell} END"
-            )
-        else:
-            cells.append(f"COALESCE(CAST({cell} AS TEXT), '')")
-    line = " || ',' || ".join(cells)
-    return _base_sql(query, dialect, line)
+    fields = [query.dataset.field(name) for name in query.fields]
+    columns = ", ".join(
+        f"{f.sql if f.type == FieldType.TEXT else dialect.csv_cell(f)} AS {_alias(f.name)}"
+        for f in fields
+    )
+    return _base_sql(query, dialect, columns)
 
 
 def _json_inner(query: ExportQuery, dialect: Dialect, *, with_key: bool):

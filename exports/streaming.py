@@ -14,10 +14,11 @@ from collections.abc import Iterator
 
 from django.db import connections
 
+from exports.datasets import FieldType
 from exports.query import (
     ExportQuery,
-    csv_line_select,
     csv_select,
+    csv_values_select,
     encode_cursor,
     json_page_select,
     ndjson_select,
@@ -95,10 +96,11 @@ class ExportStream:
 
     # SQLite: batches through the cursor.
     def _sqlite(self, connection) -> Iterator[bytes]:
-        # SQLite has no COPY: the database still builds each line (csv_line_select or a JSON
-        # object); Python joins batches of them.
+        # SQLite has no COPY. NDJSON lines come whole from the database; CSV lines are
+        # joined here, text cells made safe by csv_text_cell (the same rules as in SQL).
         if self.format == "csv":
-            sql, params = csv_line_select(self.query, "sqlite")
+            sql, params = csv_values_select(self.query, "sqlite")
+            text = [self.query.dataset.field(n).type == FieldType.TEXT for n in self.query.fields]
             newline, head = "\r\n", ",".join(self.query.fields) + "\r\n"
         else:
             sql, params = ndjson_select(self.query, "sqlite")
@@ -108,14 +110,43 @@ class ExportStream:
             parts, size = [head], len(head)
             while batch := cursor.fetchmany(FETCH):
                 self.rows += len(batch)
-                text = newline.join(row[0] for row in batch) + newline
-                parts.append(text)
-                size += len(text)
+                if self.format == "csv":
+                    lines = (
+                        ",".join(
+                            csv_text_cell(v) if is_text else ("" if v is None else str(v))
+                            for v, is_text in zip(row, text, strict=True)
+                        )
+                        for row in batch
+                    )
+                else:
+                    lines = (row[0] for row in batch)
+                chunk = newline.join(lines) + newline
+                parts.append(chunk)
+                size += len(chunk)
                 if size >= CHUNK:
                     yield "".join(parts).encode()
                     parts, size = [], 0
             if size:
                 yield "".join(parts).encode()
+
+
+_RISKY_FIRST = frozenset("=+-@\t")
+
+
+def csv_text_cell(value: str | None) -> str:
+    """One text cell as PostgreSQL's COPY writes it after Dialect.csv_text: single-line,
+    formula-neutralised, quoted only when needed; None is empty, "" is quoted."""
+    if value is None:
+        return ""
+    if value == "":
+        return '""'
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", " ").replace("\n", " ")
+    if value[0] in _RISKY_FIRST:
+        value = "'" + value
+    if "," in value or '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
 
 def json_page(query: ExportQuery, *, alias: str, next_url) -> tuple[bytes, int]:
