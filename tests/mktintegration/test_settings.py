@@ -90,3 +90,30 @@ def test_embedded_default_needs_only_debug(tmp_path):
     # Demo secrets are generated once, private to the owner, and reused.
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "encryption_key").exists()
+
+
+def _variables_read_by_settings() -> set[str]:
+    """Every NAME passed to an env_* helper in settings.py (the one place configuration is read)."""
+    import ast
+
+    tree = ast.parse((ROOT / "mktintegration" / "settings.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id.startswith("env_")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names.add(node.args[0].value)
+    return names
+
+
+@pytest.mark.parametrize("document", ["README.md", ".env.example"])
+def test_every_variable_the_settings_read_is_documented(document):
+    variables = _variables_read_by_settings()
+    assert {"SECRET_KEY", "DATABASE_URL", "MKT_SYNC_RECORD_ATTEMPTS"} <= variables
+    text = (ROOT / document).read_text()
+    undocumented = sorted(name for name in variables if name not in text)
+    assert not undocumented, f"{document} does not mention {', '.join(undocumented)}"
