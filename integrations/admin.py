@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -310,6 +311,10 @@ class SyncRunAdmin(ReadOnlyAdmin):
         if request.user.has_perm("integrations.view_sync"):
             return queryset
         return queryset.filter(sync__in=_visible_syncs(request))
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # A run of a sync one is not granted answers like one that does not exist.
+        raise Http404(f"No sync run with id {object_id} is visible to you.")
 
 
 @admin.register(DeadLetter)

@@ -61,8 +61,10 @@ _GRANT_PAGES = frozenset(
     }
 )
 
-# Syncs. Managers create syncs and are granted the ones they create; connections hold
-# credentials, so Integration Admins create and change them and grant them to managers.
+# Syncs. Managers create syncs and are granted the ones they create, and see the runs of
+# the syncs granted to them (counts only; dead letters and the ledger hold personal data);
+# connections hold credentials, so Integration Admins create and change them and grant them
+# to managers.
 _SYNC_CONFIG = manage("integrations", "fieldmapping") | {"integrations.add_sync"}
 _SYNC_ADMIN = (
     manage("integrations", "connection", "sync", "fieldmapping")
@@ -108,6 +110,7 @@ ROLES: dict[str, Role] = {
             | {"exports.add_exportschedule"}
             | view("exports", "exportdestination", "exportrun")
             | _SYNC_CONFIG
+            | view("integrations", "syncrun")
             | _DASHBOARD,
             max_export_rows=250_000,
         ),

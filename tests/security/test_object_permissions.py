@@ -124,3 +124,20 @@ def test_run_now_apis_follow_the_run_grant_both_ways(client, pair, mona, setting
     assert client.post(f"/marketing/integrations/syncs/{syncs[1].pk}/run").status_code == 404
     assert client.post(f"/marketing/integrations/exports/{schedules[0].pk}/run").status_code == 202
     assert client.post(f"/marketing/integrations/exports/{schedules[1].pk}/run").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_manager_sees_the_runs_of_granted_syncs_only(client, pair, mona):
+    from integrations.models import SyncRun
+
+    granted, neighbour = pair("sync")
+    _grant(mona, granted, "view")
+    mine = SyncRun.objects.create(sync=granted, status="succeeded", planned=3, created=3)
+    theirs = SyncRun.objects.create(sync=neighbour, status="succeeded", planned=5, created=5)
+    client.force_login(mona)
+
+    changelist = client.get("/admin/integrations/syncrun/").context["cl"]
+    assert {run.pk for run in changelist.result_list} == {mine.pk}
+    assert client.get(f"/admin/integrations/syncrun/{mine.pk}/change/").status_code == 200
+    assert client.get(f"/admin/integrations/syncrun/{theirs.pk}/change/").status_code == 404
+    assert client.get("/admin/integrations/deadletter/").status_code == 403

@@ -100,7 +100,7 @@ ADMIN: dict[str, Admin] = {
             "replay_dead_letters": _s(IA),
         },
     ),
-    "integrations.SyncRun": _read_only(IA, AU),
+    "integrations.SyncRun": _read_only(MM, IA, AU),
     "integrations.DeadLetter": Admin(_s(IA), NOBODY, {"delete_selected": NOBODY, "replay": _s(IA)}),
     "integrations.LedgerEntry": _read_only(IA),
     # Operations: the dashboard shows only what is granted to each viewer.
