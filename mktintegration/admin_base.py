@@ -1,6 +1,9 @@
 """Admin building blocks shared by the apps."""
 
+import hashlib
+
 from django.contrib import admin
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connections
 from django.http import Http404
@@ -30,6 +33,26 @@ class EstimatedCountPaginator(Paginator):
             if row and row[0] >= EXACT_COUNT_BELOW:
                 return row[0]
         return super().count
+
+
+class CachedValuesListFilter(admin.AllValuesFieldListFilter):
+    """A filter listing a free-text column's values (country, industry, ...), cached.
+
+    Django finds the values with ``SELECT DISTINCT`` over the whole table on every page view:
+    0.15-0.5 s on the backbone's 1M companies and 3M contacts. Those value sets change
+    rarely, so they are kept for ``cache_seconds`` (per query, so a narrowed queryset gets
+    its own list). Filtering itself is unchanged.
+    """
+
+    cache_seconds = 600
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        values = self.lookup_choices
+        digest = hashlib.sha256(f"{values.db}:{values.query}".encode()).hexdigest()
+        self.lookup_choices = cache.get_or_set(
+            f"admin-filter-values:{digest}", lambda: list(values), self.cache_seconds
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

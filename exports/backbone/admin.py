@@ -10,7 +10,7 @@ from exports.backbone.models import (
     Contact,
     MetricsRefresh,
 )
-from mktintegration.admin_base import ReadOnlyAdmin
+from mktintegration.admin_base import CachedValuesListFilter, ReadOnlyAdmin
 
 
 @admin.register(Company)
@@ -26,7 +26,13 @@ class CompanyAdmin(ReadOnlyAdmin):
         "is_customer",
         "updated_at",
     )
-    list_filter = ("lifecycle_stage", "is_customer", "residency_region", "industry", "country")
+    list_filter = (
+        "lifecycle_stage",
+        "is_customer",
+        "residency_region",
+        ("industry", CachedValuesListFilter),
+        ("country", CachedValuesListFilter),
+    )
     search_fields = ("=external_id", "name", "domain")
     ordering = ("id",)
     date_hierarchy = None
@@ -35,7 +41,7 @@ class CompanyAdmin(ReadOnlyAdmin):
 @admin.register(Contact)
 class ContactAdmin(ReadOnlyAdmin):
     list_display = ("email", "first_name", "last_name", "title", "company", "region", "updated_at")
-    list_filter = ("region", "country")
+    list_filter = ("region", ("country", CachedValuesListFilter))
     search_fields = ("=email", "last_name", "company__name")
     list_select_related = ("company",)
     raw_id_fields = ("company",)
@@ -55,7 +61,7 @@ class ActivityEventAdmin(ReadOnlyAdmin):
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ("recorded_at", "contact", "purpose", "channel", "status", "source")
-    list_filter = ("purpose", "channel", "status", "source")
+    list_filter = ("purpose", "channel", "status", ("source", CachedValuesListFilter))
     search_fields = ("=contact__email",)
     list_select_related = ("contact",)
     raw_id_fields = ("contact",)

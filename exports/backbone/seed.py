@@ -131,7 +131,8 @@ def _companies_sql(sql: _Sql, lo: int, hi: int) -> str:
     noun = sql.pick(words.NOUNS, sql.h("i", 5))
     employees = f"(10 * (1 << CAST({sql.h('i', 6)} % 8 AS INTEGER)) + {sql.h('i', 7)} % 10)"
     created_ago = f"({sql.h('i', 8)} * 2400 + {sql.h('i', 9)} % 2400)"  # up to ~5 years
-    updated_ago = f"({created_ago} * ({sql.h('i', 10)} % 1000) / 1000)"
+    # Never exactly the anchor (a factor of 0 would stack 0.1% of rows on one instant).
+    updated_ago = f"({created_ago} * ({sql.h('i', 10)} % 1000 + 1) / 1001)"
     stage = sql.pick(words.STAGES, sql.h("i", 11))
     return f"""
     INSERT INTO backbone_company (id, external_id, name, domain, industry, employees,
@@ -162,7 +163,7 @@ def _contacts_sql(sql: _Sql, lo: int, hi: int) -> str:
     first = sql.h(key, 3)
     last = sql.h(key, 4)
     created_ago = f"({sql.h(key, 5)} * 1200 + {sql.h(key, 6)} % 1200)"
-    updated_ago = f"({created_ago} * ({sql.h(key, 7)} % 1000) / 1000)"
+    updated_ago = f"({created_ago} * ({sql.h(key, 7)} % 1000 + 1) / 1001)"
     return f"""
     INSERT INTO backbone_contact (id, company_id, email, first_name, last_name, title,
         country, region, created_at, updated_at)
@@ -182,8 +183,9 @@ def _contacts_sql(sql: _Sql, lo: int, hi: int) -> str:
 
 def _events_sql(sql: _Sql, lo: int, hi: int) -> str:
     key = "(c.id * 16 + k.i)"
-    # The product of two uniform draws leans toward recent activity (up to 180 days back).
-    ago = f"(({sql.h(key, 3)} * 238) % {180 * DAY}) * ({sql.h(key, 4)} % 100) / 100"
+    # The product of two uniform draws leans toward recent activity (up to 180 days back);
+    # the second is never 0, which would put 1% of all events on the anchor's midnight.
+    ago = f"(({sql.h(key, 3)} * 238) % {180 * DAY}) * ({sql.h(key, 4)} % 100 + 1) / 101"
     contact = f"(c.id * {CONTACT_SLOTS} + 1 + {sql.h(key, 5)} % {_n_contacts(sql, 'c.id')})"
     return f"""
     INSERT INTO backbone_activityevent (company_id, contact_id, type, occurred_at)
