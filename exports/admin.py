@@ -30,7 +30,7 @@ from exports.services import (
     export_schedule_save,
     run_download_log,
 )
-from mktintegration.admin_base import ObjectPermissionAdmin, ReadOnlyAdmin
+from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
 from mktintegration.api_auth import client_address
 from mktintegration.crypto import SecretsUnreadable
 
@@ -252,7 +252,7 @@ class ExportScheduleAdmin(ObjectPermissionAdmin):
 
 
 @admin.register(ExportRun)
-class ExportRunAdmin(ReadOnlyAdmin):
+class ExportRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
     """Runs of the schedules the user may see; local-folder files can be downloaded."""
 
     list_display = (
@@ -329,6 +329,3 @@ class ExportRunAdmin(ReadOnlyAdmin):
             run=run, user=request.user, ok=True, size=path_.stat().st_size, address=address
         )
         return FileResponse(path_.open("rb"), as_attachment=True, filename=run.file_name)
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404(f"No export run with id {object_id} is visible to you.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -27,7 +26,7 @@ from integrations.models import (
     SyncRun,
 )
 from integrations.models.runs import BUCKETS
-from mktintegration.admin_base import ObjectPermissionAdmin, ReadOnlyAdmin
+from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
 
 
 def _may(request, perm: str, obj) -> bool:
@@ -280,7 +279,7 @@ def _visible_syncs(request):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "sync",
@@ -311,10 +310,6 @@ class SyncRunAdmin(ReadOnlyAdmin):
         if request.user.has_perm("integrations.view_sync"):
             return queryset
         return queryset.filter(sync__in=_visible_syncs(request))
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        # A run of a sync one is not granted answers like one that does not exist.
-        raise Http404(f"No sync run with id {object_id} is visible to you.")
 
 
 @admin.register(DeadLetter)

@@ -55,6 +55,17 @@ class CachedValuesListFilter(admin.AllValuesFieldListFilter):
         )
 
 
+class HiddenIs404Mixin:
+    """An id outside the admin's queryset (not granted, or not there) answers 404.
+
+    Django redirects to the index with "doesn't exist"; a 404 tells nothing more, and the
+    same for an object one may not see as for one that does not exist.
+    """
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404(f"No {opts.verbose_name} with id {object_id} is visible to you.")
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Browse only: nobody, superusers included, adds, changes or deletes through the admin."""
 
@@ -72,7 +83,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ObjectPermissionAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
+class ObjectPermissionAdmin(HiddenIs404Mixin, ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
     """Admin for objects granted one by one (Connection, Sync, ExportSchedule).
 
     A user with the model-level permission (Integration Admin) sees and changes every object;
@@ -158,7 +169,3 @@ class ObjectPermissionAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
         if obj is None:
             raise Http404(f"No {self.opts.verbose_name} with id {object_id} is visible to you.")
         return obj
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        # Django redirects to the index with "doesn't exist"; a 404 tells nothing more.
-        raise Http404(f"No {opts.verbose_name} with id {object_id} is visible to you.")
