@@ -83,6 +83,58 @@ def _since(moment: datetime | None, now: datetime) -> int | None:
     return int((now - moment).total_seconds()) if moment else None
 
 
+@dataclass
+class _RunStats:
+    """The runs of many owners (syncs or export schedules), read in five queries."""
+
+    latest: dict[int, Any]  # owner id -> latest finished run
+    active: dict[int, Any]  # owner id -> run queued or running
+    success: dict[int, datetime]  # owner id -> when a run last succeeded
+    day: dict[int, dict]  # owner id -> {"total", "errors"} finished in the last 24 h
+
+    def apply(self, status: ObjectStatus, owner_id: int, summary, now: datetime):
+        """Fill the run fields of ``status``; return the latest finished run (or None)."""
+        run = self.latest.get(owner_id)
+        status.last_run = summary(run) if run else None
+        if owner_id in self.active:
+            status.active_run = summary(self.active[owner_id])
+        status.last_success_at = self.success.get(owner_id)
+        status.seconds_since_success = _since(status.last_success_at, now)
+        stats = self.day.get(owner_id)
+        status.runs_24h = stats["total"] if stats else 0
+        status.error_rate_24h = _rate(stats["errors"], stats["total"]) if stats else None
+        return run
+
+
+def _run_stats(
+    runs, owner: str, ids, *, finished, active, succeeded, errors: Q, now: datetime
+) -> _RunStats:
+    """``runs``: the run model's queryset; ``owner``: its owner id column (``sync_id``)."""
+    mine = runs.filter(**{f"{owner}__in": ids})
+    latest_ids = (
+        mine.filter(status__in=finished)
+        .values(owner)
+        .annotate(latest=Max("id"))
+        .values_list("latest", flat=True)
+    )
+    return _RunStats(
+        latest={getattr(r, owner): r for r in runs.filter(pk__in=list(latest_ids))},
+        active={getattr(r, owner): r for r in mine.filter(status__in=active)},
+        success=dict(
+            mine.filter(status=succeeded)
+            .values(owner)
+            .annotate(at=Max("finished_at"))
+            .values_list(owner, "at")
+        ),
+        day={
+            row[owner]: row
+            for row in mine.filter(status__in=finished, finished_at__gte=now - timedelta(hours=24))
+            .values(owner)
+            .annotate(total=Count("id"), errors=Count("id", filter=errors))
+        },
+    )
+
+
 def uptime_by_connection(ids, *, now: datetime) -> dict[int, dict[str, float | None]]:
     """Per connection: the share (percent) of checks that succeeded in the last 24 h and 7 d."""
     result: dict[int, dict[str, float | None]] = {i: {"24h": None, "7d": None} for i in ids}
@@ -104,34 +156,16 @@ def sync_statuses(syncs, *, now: datetime | None = None) -> list[ObjectStatus]:
     now = now or timezone.now()
     syncs = list(syncs.select_related("connection").order_by("name"))
     ids = [s.pk for s in syncs]
-    day_ago = now - timedelta(hours=24)
-    latest_ids = {}
-    for sync_id, run_id in (
-        SyncRun.objects.filter(sync_id__in=ids, status__in=SYNC_FINISHED)
-        .values("sync_id")
-        .annotate(latest=Max("id"))
-        .values_list("sync_id", "latest")
-    ):
-        latest_ids[sync_id] = run_id
-    latest = {r.sync_id: r for r in SyncRun.objects.filter(pk__in=latest_ids.values())}
-    active = {
-        r.sync_id: r
-        for r in SyncRun.objects.filter(sync_id__in=ids, status__in=ACTIVE_RUN_STATUSES)
-    }
-    success = dict(
-        SyncRun.objects.filter(sync_id__in=ids, status=RunStatus.SUCCEEDED)
-        .values("sync_id")
-        .annotate(at=Max("finished_at"))
-        .values_list("sync_id", "at")
+    runs = _run_stats(
+        SyncRun.objects,
+        "sync_id",
+        ids,
+        finished=SYNC_FINISHED,
+        active=ACTIVE_RUN_STATUSES,
+        succeeded=RunStatus.SUCCEEDED,
+        errors=Q(status__in=SYNC_ERRORS),
+        now=now,
     )
-    day = {
-        row["sync_id"]: row
-        for row in SyncRun.objects.filter(
-            sync_id__in=ids, status__in=SYNC_FINISHED, finished_at__gte=day_ago
-        )
-        .values("sync_id")
-        .annotate(total=Count("id"), errors=Count("id", filter=Q(status__in=SYNC_ERRORS)))
-    }
     letters = dict(
         DeadLetter.objects.filter(sync_id__in=ids, status=DeadLetterStatus.OPEN)
         .values("sync_id")
@@ -151,15 +185,7 @@ def sync_statuses(syncs, *, now: datetime | None = None) -> list[ObjectStatus]:
             schedule=schedule_text(cron=sync.cron, every_minutes=sync.every_minutes),
             admin_path=f"/admin/integrations/sync/{sync.pk}/change/",
         )
-        run = latest.get(sync.pk)
-        status.last_run = sync_run_summary(run) if run else None
-        if sync.pk in active:
-            status.active_run = sync_run_summary(active[sync.pk])
-        status.last_success_at = success.get(sync.pk)
-        status.seconds_since_success = _since(status.last_success_at, now)
-        stats = day.get(sync.pk)
-        status.runs_24h = stats["total"] if stats else 0
-        status.error_rate_24h = _rate(stats["errors"], stats["total"]) if stats else None
+        run = runs.apply(status, sync.pk, sync_run_summary, now)
         status.uptime_24h = uptime[sync.connection_id]["24h"]
         status.uptime_7d = uptime[sync.connection_id]["7d"]
         status.dead_letters = letters.get(sync.pk, 0)
@@ -217,32 +243,16 @@ def export_statuses(schedules, *, now: datetime | None = None) -> list[ObjectSta
     now = now or timezone.now()
     schedules = list(schedules.select_related("destination").order_by("name"))
     ids = [s.pk for s in schedules]
-    day_ago = now - timedelta(hours=24)
-    latest_ids = dict(
-        ExportRun.objects.filter(schedule_id__in=ids, status__in=EXPORT_FINISHED)
-        .values("schedule_id")
-        .annotate(latest=Max("id"))
-        .values_list("schedule_id", "latest")
+    runs = _run_stats(
+        ExportRun.objects,
+        "schedule_id",
+        ids,
+        finished=EXPORT_FINISHED,
+        active=EXPORT_ACTIVE,
+        succeeded=ExportRunStatus.SUCCEEDED,
+        errors=Q(status=ExportRunStatus.FAILED),
+        now=now,
     )
-    latest = {r.schedule_id: r for r in ExportRun.objects.filter(pk__in=latest_ids.values())}
-    active = {
-        r.schedule_id: r
-        for r in ExportRun.objects.filter(schedule_id__in=ids, status__in=EXPORT_ACTIVE)
-    }
-    success = dict(
-        ExportRun.objects.filter(schedule_id__in=ids, status=ExportRunStatus.SUCCEEDED)
-        .values("schedule_id")
-        .annotate(at=Max("finished_at"))
-        .values_list("schedule_id", "at")
-    )
-    day = {
-        row["schedule_id"]: row
-        for row in ExportRun.objects.filter(
-            schedule_id__in=ids, status__in=EXPORT_FINISHED, finished_at__gte=day_ago
-        )
-        .values("schedule_id")
-        .annotate(total=Count("id"), errors=Count("id", filter=Q(status=ExportRunStatus.FAILED)))
-    }
     entries = beat_entries([s.beat_name for s in schedules])
     result = []
     for schedule in schedules:
@@ -253,15 +263,7 @@ def export_statuses(schedules, *, now: datetime | None = None) -> list[ObjectSta
             schedule=schedule_text(cron=schedule.cron, every_minutes=schedule.every_minutes),
             admin_path=f"/admin/exports/exportschedule/{schedule.pk}/change/",
         )
-        run = latest.get(schedule.pk)
-        status.last_run = export_run_summary(run) if run else None
-        if schedule.pk in active:
-            status.active_run = export_run_summary(active[schedule.pk])
-        status.last_success_at = success.get(schedule.pk)
-        status.seconds_since_success = _since(status.last_success_at, now)
-        stats = day.get(schedule.pk)
-        status.runs_24h = stats["total"] if stats else 0
-        status.error_rate_24h = _rate(stats["errors"], stats["total"]) if stats else None
+        run = runs.apply(status, schedule.pk, export_run_summary, now)
         if schedule.enabled:
             status.next_run_at = next_run_at(entries.get(schedule.beat_name), now=now)
             status.schedule_missed_at = schedule_missed(
@@ -271,7 +273,7 @@ def export_statuses(schedules, *, now: datetime | None = None) -> list[ObjectSta
                 since=active_since("export", schedule, now),
                 now=now,
             )
-        _export_state(status, schedule, run, active.get(schedule.pk))
+        _export_state(status, schedule, run, runs.active.get(schedule.pk))
         result.append(status)
     return result
 
