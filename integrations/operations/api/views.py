@@ -195,6 +195,26 @@ def _export_run_url(request, run_id: int) -> str:
     return request.build_absolute_uri(reverse("operations:export-run", args=[run_id]))
 
 
+def _run_started(request, run, run_url) -> Response:
+    return Response(
+        {"run_id": run.pk, "status": run.status, "url": run_url(request, run.pk)},
+        status=http.HTTP_202_ACCEPTED,
+    )
+
+
+def _run_refused(request, detail: str, code: str, running_id=None, run_url=None) -> Response:
+    """409: a run is already going (its id and URL), or the object may not run now."""
+    return Response(
+        {
+            "detail": detail,
+            "code": code,
+            "running_run_id": running_id,
+            "url": run_url(request, running_id) if running_id else None,
+        },
+        status=http.HTTP_409_CONFLICT,
+    )
+
+
 class SyncRunStartView(GrantedObjectsAPIView):
     model = Sync
     scope = RUN
@@ -220,15 +240,7 @@ class SyncRunStartView(GrantedObjectsAPIView):
         options.is_valid(raise_exception=True)
         if sync.paused or not sync.enabled:
             reason = (sync.pause_reason or "paused") if sync.paused else "disabled"
-            return Response(
-                {
-                    "detail": f"sync is paused: {reason}",
-                    "code": "paused",
-                    "running_run_id": None,
-                    "url": None,
-                },
-                status=http.HTTP_409_CONFLICT,
-            )
+            return _run_refused(request, f"sync is paused: {reason}", "paused")
         try:
             run = sync_run_start(
                 sync=sync,
@@ -238,19 +250,8 @@ class SyncRunStartView(GrantedObjectsAPIView):
             )
         except SyncBusy as busy:
             running = busy.run.pk if busy.run else None
-            return Response(
-                {
-                    "detail": str(busy),
-                    "code": "busy",
-                    "running_run_id": running,
-                    "url": _sync_run_url(request, running) if running else None,
-                },
-                status=http.HTTP_409_CONFLICT,
-            )
-        return Response(
-            {"run_id": run.pk, "status": run.status, "url": _sync_run_url(request, run.pk)},
-            status=http.HTTP_202_ACCEPTED,
-        )
+            return _run_refused(request, str(busy), "busy", running, _sync_run_url)
+        return _run_started(request, run, _sync_run_url)
 
 
 class ExportRunStartView(GrantedObjectsAPIView):
@@ -276,19 +277,14 @@ class ExportRunStartView(GrantedObjectsAPIView):
             active = (
                 schedule.runs.filter(status__in=selectors.EXPORT_ACTIVE).exclude(pk=run.pk).first()
             )
-            return Response(
-                {
-                    "detail": run.error,
-                    "code": "busy" if active else "too_soon",
-                    "running_run_id": active.pk if active else None,
-                    "url": _export_run_url(request, active.pk) if active else None,
-                },
-                status=http.HTTP_409_CONFLICT,
+            return _run_refused(
+                request,
+                run.error,
+                "busy" if active else "too_soon",
+                active.pk if active else None,
+                _export_run_url,
             )
-        return Response(
-            {"run_id": run.pk, "status": run.status, "url": _export_run_url(request, run.pk)},
-            status=http.HTTP_202_ACCEPTED,
-        )
+        return _run_started(request, run, _export_run_url)
 
 
 class SyncRunDetailView(GrantedObjectsAPIView):
