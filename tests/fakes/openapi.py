@@ -35,6 +35,7 @@ class Operation:
     method: str
     template: str
     spec: dict
+    path_parameters: tuple = ()  # the path item's parameters, shared by its operations
 
     @property
     def name(self) -> str:
@@ -69,7 +70,12 @@ class OpenAPISpec:
             path = path[len(self.base_path) :]
         for pattern, _, template, item in self._paths:
             if pattern.match(path) and method.lower() in item:
-                return Operation(method.lower(), template, item[method.lower()])
+                return Operation(
+                    method.lower(),
+                    template,
+                    item[method.lower()],
+                    tuple(item.get("parameters", ())),
+                )
         return None
 
     def _resolve(self, node: Any, depth: int = 0) -> Any:
@@ -88,11 +94,8 @@ class OpenAPISpec:
         return node
 
     def _parameters(self, operation: Operation) -> list[dict]:
-        item = next(item for _, _, t, item in self._paths if t == operation.template)
-        return [
-            self._resolve(p)
-            for p in item.get("parameters", []) + operation.spec.get("parameters", [])
-        ]
+        declared = [*operation.path_parameters, *operation.spec.get("parameters", [])]
+        return [self._resolve(parameter) for parameter in declared]
 
     # -- checks -----------------------------------------------------------------------------
 
