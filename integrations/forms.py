@@ -10,7 +10,7 @@ from integrations.connectors import REGISTRY
 from integrations.errors import ConnectorError
 from integrations.mapping import MappingError, template_fields
 from integrations.models import Connection, FieldMapping, Sync
-from integrations.services import destination_fields, sync_validate
+from integrations.services import sync_destination_fields, sync_validate
 
 
 def _secret_names() -> list[str]:
@@ -165,14 +165,7 @@ class MappingFormSet(forms.BaseInlineFormSet):
         if dataset is None or connector is None or sync.destination_object not in connector.objects:
             return
         try:
-            known = {
-                f.name: f
-                for f in destination_fields(
-                    connection=sync.connection,
-                    object_name=sync.destination_object,
-                    destination_config=sync.destination_config or {},
-                )
-            }
+            known = sync_destination_fields(sync)
         except ConnectorError as exc:
             raise ValidationError(
                 f"Could not read the destination's fields to check the mapping: {exc}"

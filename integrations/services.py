@@ -95,6 +95,18 @@ def destination_fields(
     return fields
 
 
+def sync_destination_fields(sync: Sync) -> dict[str, DestinationField]:
+    """The fields of the sync's destination object by name (raises ConnectorError)."""
+    return {
+        f.name: f
+        for f in destination_fields(
+            connection=sync.connection,
+            object_name=sync.destination_object,
+            destination_config=sync.destination_config or {},
+        )
+    }
+
+
 # --- syncs ---------------------------------------------------------------------------------
 
 
@@ -158,14 +170,7 @@ def sync_validate(sync: Sync, mappings: list) -> None:
 
 def _validate_destination_fields(sync, destination, mappings, add) -> None:
     try:
-        fields = {
-            f.name: f
-            for f in destination_fields(
-                connection=sync.connection,
-                object_name=sync.destination_object,
-                destination_config=sync.destination_config or {},
-            )
-        }
+        fields = sync_destination_fields(sync)
     except ConnectorError as exc:
         add("connection", f"Could not read the destination's fields to check the mapping: {exc}")
         return

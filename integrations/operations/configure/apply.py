@@ -23,6 +23,7 @@ from integrations import services
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.configure.plan import (
+    SYNC_FIELDS,
     NotVisible,  # noqa: F401 - raised through configure_apply
     Plan,
     SyncPlan,
@@ -249,24 +250,7 @@ def _sync_config(plan: SyncPlan) -> dict[str, Any]:
     return {
         "id": sync.pk,
         "name": sync.name,
-        **{
-            name: getattr(sync, name)
-            for name in (
-                "dataset",
-                "filters",
-                "destination_object",
-                "destination_config",
-                "mode",
-                "match_source_field",
-                "match_destination_field",
-                "consent_purpose",
-                "cron",
-                "every_minutes",
-                "enabled",
-                "mirror_max_delete_share",
-                "lookback_minutes",
-            )
-        },
+        **{name: getattr(sync, name) for name in SYNC_FIELDS},
         "paused": sync.paused,
         "config_version": sync.config_version,
         "mappings": [

@@ -16,7 +16,7 @@ from integrations.mapping import MappingError, template_fields
 from integrations.models import Connection
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.configure.plan import Plan, SyncPlan
-from integrations.services import destination_fields, sync_validate
+from integrations.services import sync_destination_fields, sync_validate
 
 # sync_validate's error keys that are not document fields of the sync as they are.
 _SYNC_KEY_PATHS = {"connection": "destination_object"}
@@ -59,14 +59,7 @@ def _mapping_errors(plan: SyncPlan, *, usable: bool) -> Errors:
     known = None
     if destination is not None:
         try:
-            known = {
-                f.name: f
-                for f in destination_fields(
-                    connection=sync.connection,
-                    object_name=sync.destination_object,
-                    destination_config=sync.destination_config or {},
-                )
-            }
+            known = sync_destination_fields(sync)
         except ConnectorError:
             known = None  # sync_validate reports that the fields could not be read
     errors: Errors = []
