@@ -65,11 +65,14 @@ class CanExportDataset(permissions.BasePermission):
 
 
 def _format(request) -> str:
-    raw = request.query_params.get("format")
+    given = request.query_params.getlist("format")
+    if len(given) > 1:
+        raise ExportInputError("format", "format: give it once (json, csv or ndjson)")
+    raw = given[0] if given else ""
     if raw:
         if raw not in CONTENT_TYPES:
             raise ExportInputError(
-                "format", f"format must be one of json, csv, ndjson (not {raw!r})"
+                "format", f"format must be one of json, csv, ndjson (not {raw[:20]!r})"
             )
         return raw
     for media in request.META.get("HTTP_ACCEPT", "").split(","):
@@ -80,8 +83,15 @@ def _format(request) -> str:
 
 
 def _params(request) -> dict[str, str]:
-    # A repeated parameter counts as a comma-separated list (?country=DE&country=FR).
-    return {key: ",".join(request.query_params.getlist(key)) for key in request.query_params}
+    # A repeated filter counts as a comma-separated list (?country=DE&country=FR); the
+    # reserved parameters other than fields take one value.
+    params = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        if len(values) > 1 and key in ("format", "limit", "cursor"):
+            raise ExportInputError(key, f"{key}: give it once")
+        params[key] = ",".join(values)
+    return params
 
 
 class DatasetExportView(AuditActorMixin, APIView):
@@ -126,7 +136,7 @@ class DatasetExportView(AuditActorMixin, APIView):
         if limit is None:
             return
         if query.limit is not None and query.limit > limit:
-            raise RowLimitExceeded(limit)
+            raise RowLimitExceeded(limit, asked=query.limit)
         connection = connections[backbone_alias()]
         sql, params = count_select(query, connection.vendor, cap=limit + 1)
         with connection.cursor() as cursor:
@@ -139,16 +149,24 @@ class DatasetExportView(AuditActorMixin, APIView):
         view = self
 
         def body():
-            outcome = Outcome.ABORTED
+            outcome, status_code, detail = Outcome.ABORTED, 499, "the client went away"
             try:
                 yield from stream
-                outcome = Outcome.OK
+                outcome, status_code, detail = Outcome.OK, 200, ""
             except Exception as exc:
-                outcome = Outcome.ERROR
-                view._detail = f"{type(exc).__name__}"
+                # The 200 and the first rows are already sent: the log says what happened.
+                outcome, status_code = Outcome.ERROR, 500
+                detail = f"{type(exc).__name__} after {stream.rows:,} rows; the body is cut short"
                 raise
             finally:
-                view._log(request, outcome, 200, rows=stream.rows, size=stream.bytes)
+                view._log(
+                    request,
+                    outcome,
+                    status_code,
+                    rows=stream.rows,
+                    size=stream.bytes,
+                    detail=detail,
+                )
 
         response = StreamingHttpResponse(body(), content_type=CONTENT_TYPES[self._format])
         extension = "csv" if self._format == "csv" else "ndjson"
@@ -173,7 +191,12 @@ class DatasetExportView(AuditActorMixin, APIView):
             outcome = Outcome.INVALID
         else:
             outcome = Outcome.ERROR
-        response = super().handle_exception(exc)
+        try:
+            response = super().handle_exception(exc)
+        except Exception:
+            # Not an API error: Django answers 500 (and reports it); the read is logged first.
+            self._log(self.request, Outcome.ERROR, 500, detail=type(exc).__name__)
+            raise
         self._log(
             self.request,
             outcome,
@@ -208,7 +231,7 @@ class DatasetExportView(AuditActorMixin, APIView):
             outcome=outcome,
             status_code=status_code,
             client_address=client_address(request),
-            detail=(detail or getattr(self, "_detail", ""))[:1000],
+            detail=detail[:1000],
         )
 
 
@@ -216,17 +239,20 @@ class RowLimitExceeded(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "row_limit"
 
-    def __init__(self, limit: int):
-        super().__init__(
-            {
-                "limit": [
-                    f"This export has more than {limit:,} rows, the most your role may export in "
-                    "one request. Narrow it with filters (for example updated_since, country, "
-                    f"region, lifecycle_stage) or ask for limit={limit} and continue from the "
-                    "last id with updated_since or the JSON cursor."
-                ]
-            }
-        )
+    def __init__(self, limit: int, *, asked: int | None = None):
+        if asked is not None:
+            message = (
+                f"limit must be from 1 to {limit:,} rows, the most your role may export in one "
+                f"request (asked for {asked:,})."
+            )
+        else:
+            message = (
+                f"This export has more than {limit:,} rows, the most your role may export in "
+                "one request. Narrow it with filters (for example updated_since, country, "
+                f"region, lifecycle_stage) or ask for limit={limit} and continue from the "
+                "last id with updated_since or the JSON cursor."
+            )
+        super().__init__({"limit": [message]})
 
 
 def _schema(dataset: Dataset):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mktintegration.bounds import Range
+
 
 class FieldType(StrEnum):
     TEXT = "text"
@@ -45,6 +47,7 @@ class DatasetFilter:
     description: str
     type: FieldType = FieldType.TEXT
     choices: tuple[str, ...] = ()
+    range: Range | None = None  # MIN/MAX filters: the values that can match (else INTEGER)
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ _STAGES = (
 )
 _REGIONS = ("us", "eu", "uk", "apac", "latam")
 _GRADES = ("A", "B", "C", "D", "F")
+_HEALTH = Range(0, 100)  # backbone_companymetrics.health_score's check constraint
 
 T, N, D, B, DT = (
     FieldType.TEXT,
@@ -181,7 +185,12 @@ CLIENTS = Dataset(
         ),
         *_company_filters(),
         DatasetFilter(
-            "min_health_score", "m.health_score", FilterKind.MIN, "health score at least", type=N
+            "min_health_score",
+            "m.health_score",
+            FilterKind.MIN,
+            "health score at least",
+            type=N,
+            range=_HEALTH,
         ),
     ),
     default_fields=(
@@ -242,10 +251,20 @@ METRICS = Dataset(
             type=DT,
         ),
         DatasetFilter(
-            "min_health_score", "m.health_score", FilterKind.MIN, "health score at least", type=N
+            "min_health_score",
+            "m.health_score",
+            FilterKind.MIN,
+            "health score at least",
+            type=N,
+            range=_HEALTH,
         ),
         DatasetFilter(
-            "max_health_score", "m.health_score", FilterKind.MAX, "health score at most", type=N
+            "max_health_score",
+            "m.health_score",
+            FilterKind.MAX,
+            "health score at most",
+            type=N,
+            range=_HEALTH,
         ),
         DatasetFilter(
             "lead_grade",

@@ -12,6 +12,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from mktintegration import bounds
+from mktintegration.fields import BoundedJSONField
+
 
 class DatasetAccess(models.Model):
     """Holds the per-dataset export permissions (no table)."""
@@ -48,11 +51,15 @@ class ExportDestination(models.Model):
         help_text="Local folder: a folder under MKT_EXPORT_DIR, e.g. 'marketing/weekly'.",
     )
     retention_days = models.PositiveIntegerField(
-        default=30, help_text="Local folder: files of a schedule older than this are deleted."
+        default=30,
+        validators=bounds.RETENTION_DAYS.validators(),
+        help_text="Local folder: files of a schedule older than this are deleted.",
     )
     # sftp
     host = models.CharField(max_length=255, blank=True, help_text="SFTP: host name.")
-    port = models.PositiveIntegerField(default=22, help_text="SFTP: port.")
+    port = models.PositiveIntegerField(
+        default=22, validators=bounds.PORT.validators(), help_text="SFTP: port."
+    )
     username = models.CharField(max_length=100, blank=True, help_text="SFTP: user name.")
     remote_dir = models.CharField(
         max_length=500, blank=True, help_text="SFTP: the folder files are put in ('' = home)."
@@ -116,10 +123,10 @@ class ExportSchedule(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     dataset = models.CharField(max_length=32)  # a key of exports.datasets.DATASETS
-    fields = models.JSONField(
+    fields = BoundedJSONField(
         default=list, blank=True, help_text="Empty: the dataset's default fields."
     )
-    filters = models.JSONField(
+    filters = BoundedJSONField(
         default=dict,
         blank=True,
         help_text='The export API\'s filters, e.g. {"country": "DE,FR", "lifecycle_stage": '
@@ -135,7 +142,10 @@ class ExportSchedule(models.Model):
         help_text="'minute hour day-of-month month day-of-week' in UTC, e.g. '0 6 * * 1-5'.",
     )
     every_minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Or run every this many minutes."
+        null=True,
+        blank=True,
+        validators=bounds.EVERY_MINUTES.validators(),
+        help_text="Or run every this many minutes.",
     )
     incremental = models.BooleanField(
         default=False,
@@ -143,10 +153,12 @@ class ExportSchedule(models.Model):
     )
     max_rows = models.PositiveIntegerField(
         default=100_000,
+        validators=bounds.EXPORT_ROWS.validators(),
         help_text="A run whose result has more rows fails (nothing is truncated).",
     )
     min_interval_minutes = models.PositiveIntegerField(
         default=_default_min_interval,
+        validators=bounds.EVERY_MINUTES.validators(),
         help_text="Runs of this schedule start at least this many minutes apart.",
     )
     enabled = models.BooleanField(default=True)

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
@@ -18,9 +19,11 @@ from typing import Any
 from django.utils.dateparse import parse_date, parse_datetime
 
 from exports.datasets import Dataset, DatasetField, DatasetFilter, FieldType, FilterKind
+from mktintegration import bounds
 
 RESERVED_PARAMS = ("format", "fields", "limit", "cursor")
-MAX_IN_VALUES = 500
+MAX_IN_VALUES = bounds.LIST_ITEMS
+CURSOR_CHARS = 512
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
@@ -31,6 +34,15 @@ class ExportInputError(ValueError):
         super().__init__(message)
         self.param = param
         self.message = message
+
+
+@contextmanager
+def _bounded():
+    """A bound broken while parsing is an ExportInputError naming the parameter."""
+    try:
+        yield
+    except bounds.BoundError as exc:
+        raise ExportInputError(exc.field, exc.message) from None
 
 
 @dataclass
@@ -49,6 +61,12 @@ class ExportQuery:
         }
 
 
+def _names(names: list[str]) -> str:
+    """Names from the request, as shown back in a message (bounded)."""
+    shown = [name if len(name) <= 40 else name[:37] + "..." for name in names[:5]]
+    return ", ".join(shown) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def _parse_fields(dataset: Dataset, raw: str | None) -> list[str]:
     if raw is None or not raw.strip():
         return list(dataset.default_fields)
@@ -57,24 +75,49 @@ def _parse_fields(dataset: Dataset, raw: str | None) -> list[str]:
     if unknown:
         raise ExportInputError(
             "fields",
-            f"unknown field(s): {', '.join(unknown)}. Allowed fields for {dataset.name}: "
+            f"unknown field(s): {_names(unknown)}. Allowed fields for {dataset.name}: "
             f"{', '.join(dataset.field_names)}",
         )
     return names
 
 
 def parse_timestamp(param: str, raw: str) -> datetime:
-    value = parse_datetime(raw.strip())
-    if value is None:
-        day = parse_date(raw.strip())
-        if day is not None:
-            value = datetime.combine(day, time.min)
+    """An ISO 8601 date or date-time (UTC when no offset is given), within the bounds."""
+    text = raw.strip()
+    with _bounded():
+        bounds.text_check(param, text, max_chars=64)
+    try:
+        value = parse_datetime(text)
+        if value is None:
+            day = parse_date(text)
+            value = datetime.combine(day, time.min) if day is not None else None
+    except ValueError as exc:  # well-formed but not a real date: 2026-02-30, 25:00
+        raise ExportInputError(
+            param, f"{param}: {_shown(text)} is not a valid date or date-time ({exc})"
+        ) from None
     if value is None:
         raise ExportInputError(
             param,
-            f"{param}: {raw!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31T09:00:00Z)",
+            f"{param}: {_shown(text)} is not an ISO 8601 date or date-time "
+            "(e.g. 2026-01-31T09:00:00Z)",
         )
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    with _bounded():
+        return bounds.moment_check(param, value)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _parse_int(param: str, raw: str, allowed: bounds.Range) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ExportInputError(
+            param, f"{param}: {_shown(raw)} is not a whole number ({allowed.describe()})"
+        ) from None
+    with _bounded():
+        return int(allowed.check(param, value))
 
 
 def _parse_filter(spec: DatasetFilter, raw: str) -> Any:
@@ -84,42 +127,36 @@ def _parse_filter(spec: DatasetFilter, raw: str) -> Any:
             raise ExportInputError(spec.name, f"{spec.name}: give at least one value")
         if len(values) > MAX_IN_VALUES:
             raise ExportInputError(spec.name, f"{spec.name}: at most {MAX_IN_VALUES} values")
+        with _bounded():
+            for value in values:
+                bounds.text_check(spec.name, value)
         if spec.choices:
             bad = [v for v in values if v not in spec.choices]
             if bad:
                 raise ExportInputError(
                     spec.name,
-                    f"{spec.name}: unknown value(s) {', '.join(bad)}; allowed: "
+                    f"{spec.name}: unknown value(s) {_names(bad)}; allowed: "
                     f"{', '.join(spec.choices)}",
                 )
         return values
     if spec.kind == FilterKind.SINCE:
         return parse_timestamp(spec.name, raw)
     if spec.kind in (FilterKind.MIN, FilterKind.MAX):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ExportInputError(
-                spec.name, f"{spec.name}: {raw!r} is not a whole number"
-            ) from None
+        return _parse_int(spec.name, raw, spec.range or bounds.INTEGER)
     value = raw.strip().lower()
     if value not in _TRUE | _FALSE:
-        raise ExportInputError(spec.name, f"{spec.name}: {raw!r} is not true or false")
+        raise ExportInputError(spec.name, f"{spec.name}: {_shown(raw)} is not true or false")
     return value in _TRUE
 
 
 def parse_limit(raw: str | None, *, maximum: int | None) -> int | None:
+    """A row limit: from 1 to ``maximum`` (or to bounds.EXPORT_ROWS)."""
     if raw is None or raw == "":
         return None
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ExportInputError("limit", f"limit: {raw!r} is not a whole number") from None
-    if limit < 1:
-        raise ExportInputError("limit", "limit must be at least 1")
-    if maximum is not None and limit > maximum:
-        raise ExportInputError("limit", f"limit must be at most {maximum:,} (asked for {limit:,})")
-    return limit
+    allowed = bounds.EXPORT_ROWS
+    if maximum is not None:
+        allowed = bounds.Range(1, min(maximum, allowed.maximum), "rows")
+    return _parse_int("limit", raw, allowed)
 
 
 def encode_cursor(key: Any) -> str:
@@ -127,31 +164,69 @@ def encode_cursor(key: Any) -> str:
 
 
 def decode_cursor(raw: str) -> Any:
+    refused = ExportInputError("cursor", "cursor is not one this API returned")
+    if len(raw) > CURSOR_CHARS:
+        raise refused
     try:
         padded = raw + "=" * (-len(raw) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ExportInputError("cursor", "cursor is not one this API returned") from None
-    if not isinstance(value, int | str):
-        raise ExportInputError("cursor", "cursor is not one this API returned")
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
+        raise refused from None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise refused
+    if isinstance(value, int) and not bounds.KEY.contains(value):
+        raise refused
+    if isinstance(value, str):
+        try:
+            bounds.text_check("cursor", value)
+        except bounds.BoundError:
+            raise refused from None
     return value
+
+
+def _as_param(name: str, value: Any) -> str:
+    """A filter as the export API receives it (text). Stored filters (sync and schedule JSON)
+    may also hold numbers, booleans and lists of them; nothing else."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float):
+        text = str(value)
+    elif isinstance(value, list) and all(
+        isinstance(v, str | int) and not isinstance(v, bool) for v in value
+    ):
+        text = ",".join(str(v) for v in value)
+    else:
+        raise ExportInputError(
+            name,
+            f'{name}: give text (e.g. "DE,FR"), a number, true/false or a list of values, '
+            f"not {type(value).__name__}",
+        )
+    if len(text) > bounds.PARAM_CHARS:
+        raise ExportInputError(
+            name, f"{name}: at most {bounds.PARAM_CHARS:,} characters (got {len(text):,})"
+        )
+    return text
 
 
 def export_query_parse(
     dataset: Dataset,
-    params: Mapping[str, str],
+    params: Mapping[str, Any],
     *,
     max_limit: int | None = None,
     allow_cursor: bool = True,
 ) -> ExportQuery:
-    """Validate request parameters against the dataset; ExportInputError on the first fault."""
+    """Validate request parameters (or stored filters) against the dataset and the bounds in
+    ``mktintegration.bounds``; ExportInputError on the first fault."""
     unknown = [p for p in params if p not in RESERVED_PARAMS and p not in dataset.filter_names]
     if unknown:
         raise ExportInputError(
-            unknown[0],
-            f"unknown filter(s): {', '.join(sorted(unknown))}. Allowed filters for "
+            unknown[0][:40],
+            f"unknown filter(s): {_names(sorted(unknown))}. Allowed filters for "
             f"{dataset.name}: {', '.join(dataset.filter_names)}",
         )
+    params = {name: _as_param(name, value) for name, value in params.items()}
     query = ExportQuery(dataset=dataset, fields=_parse_fields(dataset, params.get("fields")))
     for spec in dataset.filters:
         if spec.name in params:
@@ -174,12 +249,14 @@ class Dialect:
     def datetime_text(self, sql: str) -> str:
         if self.pg:
             return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-        return f"strftime('%Y-%m-%dT%H:%M:%SZ', {sql})"
+        # '%%': the statement is formatted with its parameters (by the driver, and by
+        # Django's debug cursor when DEBUG is on), so a literal percent sign is doubled.
+        return f"strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', {sql})"
 
     def decimal_text(self, sql: str) -> str:
         if self.pg:
             return f"CAST(CAST({sql} AS NUMERIC(17, 2)) AS TEXT)"
-        return f"CASE WHEN {sql} IS NULL THEN NULL ELSE printf('%.2f', {sql}) END"
+        return f"CASE WHEN {sql} IS NULL THEN NULL ELSE printf('%%.2f', {sql}) END"
 
     def bool_text(self, sql: str) -> str:
         return f"CASE WHEN {sql} THEN 'true' WHEN NOT {sql} THEN 'false' END"

@@ -20,11 +20,31 @@ class MappingError(ValueError):
 
 
 def template_fields(template: str) -> list[str]:
-    """The dataset fields a template such as '{first_name} {last_name}' uses."""
+    """The dataset fields a template such as '{first_name} {last_name}' uses.
+
+    Only plain ``{field}`` placeholders: a format spec or conversion (``{name:>1000000}``,
+    ``{name!r}``) is refused, so a template's output stays the size of its fields (use a
+    transform to change a value)."""
     try:
-        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+        parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise MappingError(f"template {template!r} is malformed: {exc}") from None
+    names = []
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if spec or conversion:
+            shown = (
+                f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+            )
+            raise MappingError(
+                f"template placeholder {shown[:40]!r} has a format; write {{{name[:30]}}} and "
+                "pick a transform instead"
+            )
+        if not name:
+            raise MappingError("template placeholders name a field: {first_name}, not {}")
+        names.append(name)
+    return names
 
 
 def _as_datetime(value) -> datetime | None:

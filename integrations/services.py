@@ -117,6 +117,12 @@ def sync_validate(sync: Sync, mappings: list) -> None:
     def add(field, message):
         errors.setdefault(field, []).append(message)
 
+    try:  # the fields' own bounds (mktintegration.bounds), whoever filled them in
+        sync.clean_fields(exclude=["connection", "owner"])
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            for message in messages:
+                add(field, message)
     dataset = DATASETS.get(sync.dataset)
     if dataset is None:
         add("dataset", f"Unknown dataset {sync.dataset!r}; known: {', '.join(DATASETS)}.")

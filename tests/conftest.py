@@ -7,6 +7,13 @@ from tests.factories import UserFactory
 PASSWORD = "correct horse battery"
 
 
+def pytest_configure(config):
+    """The demo-settings pass must keep DEBUG on (pytest-django turns it off by default)."""
+    demo = config.getoption("ds", None) == "tests.settings_demo"
+    if demo and config.getini("django_debug_mode") != "keep":
+        raise pytest.UsageError("tests.settings_demo needs -o django_debug_mode=keep")
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Remove this session's data folder (test database, broker files)."""
     import shutil
@@ -83,3 +90,33 @@ def api_token(user_with_role):
         return user, raw
 
     return make
+
+
+# The vendor emulators: real HTTP servers on loopback (tests/fakes), one per test.
+
+
+@pytest.fixture
+def hubspot():
+    from tests.fakes.hubspot import FakeHubSpot
+
+    with FakeHubSpot() as server:
+        yield server
+
+
+@pytest.fixture
+def mailchimp():
+    from tests.fakes.mailchimp import FakeMailchimp
+    from tests.fakes.openapi import mailchimp_spec
+
+    with FakeMailchimp() as server:
+        yield server
+    # Where Mailchimp's published spec is downloaded (CI), every request a sync test made
+    # and every answer the emulator gave is held to it as well as to VENDORS.md.
+    spec = mailchimp_spec()
+    if spec is not None:
+        problems = [
+            problem
+            for recorded in server.requests
+            for problem in spec.request_problems(recorded) + spec.response_problems(recorded)
+        ]
+        assert not problems, "off Mailchimp's published spec:\n" + "\n".join(problems)

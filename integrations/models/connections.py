@@ -7,7 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from exports.backbone.models import Region
+from mktintegration import bounds
 from mktintegration.crypto import decrypt_secrets, encrypt_secrets, register_encrypted_field
+from mktintegration.fields import BoundedJSONField
 
 
 class ConnectionStatus(models.TextChoices):
@@ -24,19 +26,24 @@ class Connection(models.Model):
     )
     auth_kind = models.CharField(max_length=32)
     credentials_ciphertext = models.TextField(blank=True, editable=False)
-    config = models.JSONField(default=dict, blank=True, help_text="Vendor settings (no secrets).")
+    config = BoundedJSONField(default=dict, blank=True, help_text="Vendor settings (no secrets).")
     base_url = models.URLField(
         blank=True, help_text="Override the vendor's API address (allowed hosts only)."
     )
-    allowed_regions = models.JSONField(
+    allowed_regions = BoundedJSONField(
         default=list,
         blank=True,
         help_text="Data-residency regions whose records may be sent here; empty allows all.",
     )
     rate_limit_requests = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Requests allowed per window (default: the vendor's)."
+        null=True,
+        blank=True,
+        validators=bounds.RATE_LIMIT_REQUESTS.validators(),
+        help_text="Requests allowed per window (default: the vendor's).",
     )
-    rate_limit_seconds = models.FloatField(null=True, blank=True)
+    rate_limit_seconds = models.FloatField(
+        null=True, blank=True, validators=bounds.RATE_LIMIT_SECONDS.validators()
+    )
     status = models.CharField(
         max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED
     )

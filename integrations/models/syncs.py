@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 
 from integrations.models.connections import Connection
+from mktintegration import bounds
+from mktintegration.fields import BoundedJSONField
 
 
 class SyncMode(models.TextChoices):
@@ -19,13 +21,13 @@ class Sync(models.Model):
     name = models.CharField(max_length=100, unique=True)
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="syncs")
     dataset = models.CharField(max_length=32)
-    filters = models.JSONField(
+    filters = BoundedJSONField(
         default=dict,
         blank=True,
         help_text='Dataset filters, as in the export API: {"country": "DE,FR"}.',
     )
     destination_object = models.CharField(max_length=64)
-    destination_config = models.JSONField(
+    destination_config = BoundedJSONField(
         default=dict, blank=True, help_text='Object settings, e.g. {"list_id": "abc123"}.'
     )
     mode = models.CharField(max_length=16, choices=SyncMode.choices, default=SyncMode.UPSERT)
@@ -40,17 +42,21 @@ class Sync(models.Model):
         "(datasets with personal data must set it).",
     )
     cron = models.CharField(max_length=100, blank=True, help_text="e.g. '*/15 * * * *' (UTC)")
-    every_minutes = models.PositiveIntegerField(null=True, blank=True)
+    every_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=bounds.EVERY_MINUTES.validators()
+    )
     enabled = models.BooleanField(default=True)
     paused = models.BooleanField(default=False)
     pause_reason = models.TextField(blank=True)
     mirror_max_delete_share = models.FloatField(
         default=0.1,
+        validators=bounds.SHARE.validators(),
         help_text="Mirror: refuse (and alert) when one run would archive more than this share "
         "of the records this sync created.",
     )
     lookback_minutes = models.PositiveIntegerField(
         default=15,
+        validators=bounds.LOOKBACK_MINUTES.validators(),
         help_text="Incremental plans also re-read rows changed this long before the watermark.",
     )
     config_version = models.PositiveIntegerField(default=1, editable=False)

@@ -41,6 +41,7 @@ from integrations.models.runs import ACTIVE_RUN_STATUSES
 from integrations.operations.missed import active_since, schedule_missed
 from integrations.operations.summaries import export_run_summary, sync_run_summary
 from integrations.operations.timing import beat_entries, next_run_at, schedule_text
+from mktintegration import bounds
 
 HEALTHY, DEGRADED, FAILING, PAUSED = "healthy", "degraded", "failing", "paused"
 STATES = (HEALTHY, DEGRADED, FAILING, PAUSED)
@@ -189,6 +190,9 @@ def sync_statuses(syncs, *, now: datetime | None = None) -> list[ObjectStatus]:
         status.uptime_24h = uptime[sync.connection_id]["24h"]
         status.uptime_7d = uptime[sync.connection_id]["7d"]
         status.dead_letters = letters.get(sync.pk, 0)
+        if _misconfigured(status, sync):
+            result.append(status)
+            continue
         runnable = sync.enabled and not sync.paused
         status.next_run_at = (
             next_run_at(entries.get(sync.periodic_task_name), now=now) if runnable else None
@@ -204,6 +208,15 @@ def sync_statuses(syncs, *, now: datetime | None = None) -> list[ObjectStatus]:
         _sync_state(status, sync, run)
         result.append(status)
     return result
+
+
+def _misconfigured(status: ObjectStatus, obj) -> bool:
+    """A stored setting outside its bounds fails the object, by name, instead of the page."""
+    problems = bounds.stored_problems(obj)
+    if problems:
+        status.state = FAILING
+        status.reasons = [f"its settings need fixing in the admin: {p}"[:300] for p in problems]
+    return bool(problems)
 
 
 def _sync_state(status: ObjectStatus, sync: Sync, run: SyncRun | None) -> None:
@@ -264,6 +277,9 @@ def export_statuses(schedules, *, now: datetime | None = None) -> list[ObjectSta
             admin_path=f"/admin/exports/exportschedule/{schedule.pk}/change/",
         )
         run = runs.apply(status, schedule.pk, export_run_summary, now)
+        if _misconfigured(status, schedule):
+            result.append(status)
+            continue
         if schedule.enabled:
             status.next_run_at = next_run_at(entries.get(schedule.beat_name), now=now)
             status.schedule_missed_at = schedule_missed(

@@ -88,9 +88,11 @@ def next_run_at(entry: PeriodicTask | None, *, now: datetime) -> datetime | None
         cron = f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}"
         return cron_next(cron, now)
     if entry.interval is not None:
-        every = timedelta(**{entry.interval.period: entry.interval.every})
         last = entry.last_run_at or entry.date_changed or now
-        due = last + every
+        try:
+            due = last + timedelta(**{entry.interval.period: entry.interval.every})
+        except OverflowError:  # an interval stored beyond the calendar: it never comes
+            return None
         return max(due, now)
     return None
 
@@ -117,7 +119,10 @@ def missed_tick(
     if cron:
         tick = cron_previous(cron, horizon)
     elif every_minutes:
-        tick = horizon - timedelta(minutes=every_minutes)
+        try:
+            tick = horizon - timedelta(minutes=every_minutes)
+        except OverflowError:  # an interval stored beyond the calendar: nothing is due
+            return None
     else:
         return None
     if tick is None or tick <= since:

@@ -164,8 +164,8 @@ def test_filters_select_rows(client, analyst, companies, query, expected_names):
         ("min_health_score=high", "min_health_score", "not a whole number"),
         ("is_customer=maybe", "is_customer", "not true or false"),
         ("lifecycle_stage=alien", "lifecycle_stage", "allowed: subscriber, lead"),
-        ("limit=10001", "limit", "at most 10,000"),
-        ("limit=0", "limit", "at least 1"),
+        ("limit=10001", "limit", "from 1 to 10,000 rows (got 10,001)"),
+        ("limit=0", "limit", "from 1 to 10,000 rows (got 0)"),
         ("format=xml", "format", "json, csv, ndjson"),
         ("cursor=!!!", "cursor", "not one this API returned"),
     ],
@@ -318,3 +318,92 @@ def test_csv_tells_an_empty_text_from_a_missing_value_on_every_backend(client, a
     body = b"".join(response.streaming_content)
     # As PostgreSQL's COPY writes it: "" is an empty text, nothing at all is no value.
     assert body == b'domain,annual_revenue,name\r\n"",,"Comma, Quote "" Co"\r\n'
+
+
+# --- demo settings: Django's debug cursor formats every statement with its parameters ------
+
+_FILTERED = [
+    ("clients", "country=DE"),
+    ("clients", "updated_since=2026-01-01&min_health_score=0&is_customer=false"),
+    ("metrics", "lead_grade=A,B&updated_since=2026-11-01"),
+    ("contacts", "country=DE&updated_since=2026-01-01"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["json", "csv", "ndjson"])
+@pytest.mark.parametrize(("dataset", "query"), _FILTERED)
+def test_filtered_exports_answer_with_debug_on(
+    client, analyst, companies, settings, fmt, dataset, query
+):
+    settings.DEBUG = True  # what `make run` sets: every query goes through the debug cursor
+
+    response = client.get(f"/marketing/export/{dataset}?format={fmt}&{query}&limit=5", **analyst)
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+
+    assert response.status_code == 200, body[:300]
+    assert AccessLog.objects.latest("id").outcome == "ok"
+    if fmt == "json":
+        page = json.loads(body)
+        assert page["next"] is None or "cursor=" in page["next"]
+        if page["next"]:  # the cursor's keyset condition goes through the debug cursor too
+            assert client.get(page["next"], **analyst).status_code == 200
+
+
+# --- failed reads are logged with their true status ------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_that_fails_is_logged_as_a_500(analyst, companies):
+    from django.db import connection
+    from django.test import Client
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE backbone_companymetrics RENAME TO backbone_companymetrics_x")
+    try:
+        response = Client(raise_request_exception=False).get(
+            "/marketing/export/clients?fields=id,health_score", **analyst
+        )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE backbone_companymetrics_x RENAME TO backbone_companymetrics"
+            )
+
+    assert response.status_code == 500
+    log = AccessLog.objects.latest("id")
+    assert (log.outcome, log.status_code, log.dataset) == ("error", 500, "clients")
+    assert log.fields == ["id", "health_score"]
+
+
+@pytest.mark.django_db(transaction=True)  # closing the response closes the connection too
+def test_a_stream_the_client_leaves_is_logged_as_aborted(client, analyst, companies):
+    response = client.get("/marketing/export/clients?format=csv", **analyst)
+    next(iter(response.streaming_content))
+    response.close()  # what the server does when the client hangs up
+
+    log = AccessLog.objects.latest("id")
+    assert (log.outcome, log.status_code) == ("aborted", 499)
+
+
+@pytest.mark.django_db
+def test_a_stream_that_breaks_midway_is_logged_as_an_error_not_a_200(client, analyst):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL cannot store the invalid UTF-8 that breaks SQLite's fetch")
+    for index in range(6_000):  # more than one fetch batch before the bad row
+        CompanyFactory(name=f"Company {index}")
+    bad = CompanyFactory(name="placeholder")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE backbone_company SET name = CAST(x'ff' AS TEXT) WHERE id = %s", [bad.pk]
+        )
+
+    response = client.get("/marketing/export/clients?format=csv&fields=id,name", **analyst)
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own decoding error
+        b"".join(response.streaming_content)
+
+    log = AccessLog.objects.latest("id")
+    assert (log.outcome, log.status_code) == ("error", 500)
+    assert log.rows >= 5_000 and "cut short" in log.detail

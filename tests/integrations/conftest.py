@@ -4,32 +4,6 @@ import pytest
 
 from integrations.models import Connection, FieldMapping, Sync, SyncBatch
 from integrations.models.runs import BatchStatus
-from tests.fakes.hubspot import FakeHubSpot
-from tests.fakes.mailchimp import FakeMailchimp
-from tests.fakes.openapi import mailchimp_spec
-
-
-@pytest.fixture
-def hubspot():
-    with FakeHubSpot() as server:
-        yield server
-
-
-@pytest.fixture
-def mailchimp():
-    with FakeMailchimp() as server:
-        server.set_max_concurrency(None)
-        yield server
-    # Where Mailchimp's published spec is downloaded (CI), every request a sync test made
-    # and every answer the emulator gave is held to it as well as to VENDORS.md.
-    spec = mailchimp_spec()
-    if spec is not None:
-        problems = [
-            problem
-            for recorded in server.requests
-            for problem in spec.request_problems(recorded) + spec.response_problems(recorded)
-        ]
-        assert not problems, "off Mailchimp's published spec:\n" + "\n".join(problems)
 
 
 def make_connection(vendor, server, **kwargs):

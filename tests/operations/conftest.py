@@ -7,10 +7,8 @@ from rest_framework.test import APIClient
 
 from mktintegration import roles
 from tests.fakes.smtp import FakeSMTP
-from tests.integrations.conftest import (  # noqa: F401 - fixtures shared with the engine tests
-    hubspot,
+from tests.integrations.conftest import (  # noqa: F401 - a fixture shared with the engine tests
     hubspot_connection,
-    mailchimp,
 )
 
 

@@ -354,3 +354,28 @@ def test_configure_is_in_the_openapi_schema(client_for):
         "/marketing/integrations/export-runs/{id}",
     ):
         assert path in schema["paths"], path
+
+
+@pytest.mark.django_db
+def test_configure_requests_leak_no_receiver_and_record_the_client_address(
+    client, integration_admin, hubspot
+):
+    from django.db.models.signals import pre_save
+
+    _, raw = token_create(user=integration_admin, name="iac", scopes=["integrations:configure"])
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}", "REMOTE_ADDR": "192.0.2.44"}
+    receivers = len(pre_save.receivers)
+    before = LogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    for _ in range(20):
+        dry = client.post(
+            URL, document(hubspot, dry_run=True), content_type="application/json", **headers
+        )
+        assert dry.status_code == 200, dry.content
+    applied = client.post(URL, document(hubspot), content_type="application/json", **headers)
+
+    assert applied.status_code == 200, applied.content
+    assert len(pre_save.receivers) == receivers
+    created = LogEntry.objects.filter(id__gt=before, action=LogEntry.Action.CREATE)
+    assert {e.content_type.model for e in created} >= {"connection", "sync", "fieldmapping"}
+    assert {(e.actor, e.remote_addr) for e in created} == {(integration_admin, "192.0.2.44")}

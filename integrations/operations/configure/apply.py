@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditlog.context import set_actor
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
@@ -19,6 +18,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from audit.context import audit_actor
 from integrations import services
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.operations.configure.document import Errors, join
@@ -80,7 +80,9 @@ def configure_apply(*, document: dict, user, extra_errors: Errors = ()) -> Confi
     """Apply a validated-shape document (ConfigureDocument's data). Raises NotVisible,
     ConfigureInvalid or ConfigureForbidden; changes nothing unless it returns changed=True."""
     try:
-        with transaction.atomic(), set_actor(user):
+        # audit_actor fills in the actor of the request's open audit context (the API view
+        # opened it with the client address) instead of opening, and leaking, another.
+        with transaction.atomic(), audit_actor(user):
             result = _configure(document, user, list(extra_errors))
             if result.dry_run or not result.changed:
                 raise _Rollback(result)

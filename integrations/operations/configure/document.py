@@ -13,6 +13,12 @@ from typing import Any
 from rest_framework import serializers
 
 from integrations.models.syncs import SyncMode, Transform
+from mktintegration import bounds
+
+
+def _json_object(**kwargs) -> serializers.DictField:
+    """A JSON object stored as it is (config, filters): nesting and size bounded."""
+    return serializers.DictField(validators=[bounds.validate_json], **kwargs)
 
 
 class MappingDocument(serializers.Serializer):
@@ -32,9 +38,9 @@ class MappingDocument(serializers.Serializer):
 class SyncDocument(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     dataset = serializers.CharField(max_length=32)
-    filters = serializers.DictField(required=False, default=dict)
+    filters = _json_object(required=False, default=dict)
     destination_object = serializers.CharField(max_length=64)
-    destination_config = serializers.DictField(required=False, default=dict)
+    destination_config = _json_object(required=False, default=dict)
     mode = serializers.ChoiceField(choices=SyncMode.values, required=False, default=SyncMode.UPSERT)
     match_source_field = serializers.CharField(max_length=64)
     match_destination_field = serializers.CharField(max_length=64)
@@ -43,16 +49,18 @@ class SyncDocument(serializers.Serializer):
     )
     cron = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     every_minutes = serializers.IntegerField(
-        min_value=1, required=False, default=None, allow_null=True
+        **bounds.EVERY_MINUTES.serializer_kwargs(), required=False, default=None, allow_null=True
     )
     enabled = serializers.BooleanField(required=False, default=True)
     mirror_max_delete_share = serializers.FloatField(
-        min_value=0, max_value=1, required=False, default=0.1
+        **bounds.SHARE.serializer_kwargs(), required=False, default=0.1
     )
-    lookback_minutes = serializers.IntegerField(min_value=0, required=False, default=15)
-    mappings = MappingDocument(many=True)
+    lookback_minutes = serializers.IntegerField(
+        **bounds.LOOKBACK_MINUTES.serializer_kwargs(), required=False, default=15
+    )
+    mappings = MappingDocument(many=True, max_length=bounds.MAPPINGS_PER_SYNC)
     alert_emails = serializers.ListField(
-        child=serializers.EmailField(), required=False, default=list
+        child=serializers.EmailField(), required=False, default=list, max_length=bounds.ALERT_EMAILS
     )
 
 
@@ -67,31 +75,41 @@ class ConnectionDocument(serializers.Serializer):
         help_text="Default: the vendor's first auth kind.",
     )
     credentials = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=True),
+        child=serializers.CharField(
+            allow_blank=True, trim_whitespace=True, max_length=bounds.SECRET_CHARS
+        ),
         required=False,
         default=dict,
         write_only=True,
         help_text='Write-only secrets, e.g. {"token": "..."}; a secret left out is kept.',
     )
-    config = serializers.DictField(required=False, default=dict)
+    config = _json_object(required=False, default=dict)
     base_url = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     allowed_regions = serializers.ListField(
-        child=serializers.CharField(), required=False, default=list
+        child=serializers.CharField(max_length=16), required=False, default=list, max_length=16
     )
     rate_limit_requests = serializers.IntegerField(
-        min_value=1, required=False, default=None, allow_null=True
+        **bounds.RATE_LIMIT_REQUESTS.serializer_kwargs(),
+        required=False,
+        default=None,
+        allow_null=True,
     )
     rate_limit_seconds = serializers.FloatField(
-        min_value=0.001, required=False, default=None, allow_null=True
+        **bounds.RATE_LIMIT_SECONDS.serializer_kwargs(),
+        required=False,
+        default=None,
+        allow_null=True,
     )
     alert_emails = serializers.ListField(
-        child=serializers.EmailField(), required=False, default=list
+        child=serializers.EmailField(), required=False, default=list, max_length=bounds.ALERT_EMAILS
     )
 
 
 class ConfigureDocument(serializers.Serializer):
     connection = ConnectionDocument()
-    syncs = SyncDocument(many=True, required=False, default=list)
+    syncs = SyncDocument(
+        many=True, required=False, default=list, max_length=bounds.SYNCS_PER_DOCUMENT
+    )
     dry_run = serializers.BooleanField(required=False, default=False)
     prune_syncs = serializers.BooleanField(
         required=False,

@@ -184,8 +184,12 @@ def plan_connection(doc: dict, *, visible) -> Plan:
         plan.connection_changes = _changes(existing, values, CONNECTION_FIELDS)
     for name, value in values.items():
         setattr(connection, name, value)
-    try:
-        connection.clean()
+    try:  # the fields' bounds and the vendor's rules, as the admin form checks them
+        connection.full_clean(
+            exclude=["owner", "credentials_ciphertext"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
     except ValidationError as exc:
         for key, messages in exc.message_dict.items():
             plan.errors += [(join("connection", key), m) for m in messages]
