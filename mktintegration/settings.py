@@ -323,8 +323,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
-# Host names outbound HTTP may reach even though they resolve to internal addresses (tests,
-# the demo's vendor emulators). Empty in production.
+# Host names outbound HTTP and SFTP may reach even though they resolve to internal addresses
+# (tests, the demo's vendor emulators). Empty in production. The guard: mktintegration/netguard.py.
 MKT_HTTP_ALLOW_PRIVATE_HOSTS = env_list(
     "MKT_HTTP_ALLOW_PRIVATE_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else []
 )
