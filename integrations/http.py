@@ -1,16 +1,16 @@
 """The one outbound HTTP client. Nothing else in the product imports ``requests``.
 
-Every request gets: a timeout; no redirect to another host; a guard that refuses private,
-loopback, link-local and other internal addresses (checked on the socket actually connected,
-so DNS rebinding cannot slip past) unless the host is allow-listed in
-``MKT_HTTP_ALLOW_PRIVATE_HOSTS`` (tests, the demo's emulators); TLS verification; and one
+Every request gets: a timeout; no redirect to another host; the address guard of
+``mktintegration/netguard.py`` (no private, loopback, link-local or other internal address
+unless the host is allow-listed in ``MKT_HTTP_ALLOW_PRIVATE_HOSTS``; the name is resolved and
+checked once and the socket connected to a checked address, so DNS rebinding cannot slip
+past); TLS verification; and one
 OutboundLog row with no personal data (no body, no query string, e-mail-like path segments
 redacted).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 import threading
@@ -20,13 +20,15 @@ from fnmatch import fnmatch
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from audit.services import outbound_log_write
 from integrations.errors import ConnectorError, ErrorKind
+from mktintegration import netguard
 
 Response = requests.Response
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read
@@ -34,25 +36,8 @@ MAX_REDIRECTS = 3
 _EMAILISH = re.compile(r"[^/]*@[^/]*")
 
 
-def _private_hosts_allowed() -> set[str]:
-    return {h.lower() for h in settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS}
-
-
-def address_is_internal(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
-
-
-def check_address(host: str, address: str) -> None:
-    """Refuse an internal address unless the host name is allow-listed."""
-    if address_is_internal(address) and host.lower() not in _private_hosts_allowed():
-        raise ConnectorError(
-            f"{host} resolves to an internal address ({address}); outbound requests to "
-            "internal addresses are refused",
-            kind=ErrorKind.CONFIG,
-        )
+def _refused(exc: netguard.AddressRefused) -> ConnectorError:
+    return ConnectorError(exc.message, kind=ErrorKind.CONFIG)
 
 
 def check_url(url: str, *, allowed_hosts: tuple[str, ...] = ()) -> str:
@@ -62,7 +47,7 @@ def check_url(url: str, *, allowed_hosts: tuple[str, ...] = ()) -> str:
     host = (parts.hostname or "").lower()
     if not host:
         raise ConnectorError(f"{url!r} has no host", kind=ErrorKind.CONFIG)
-    test_host = host in _private_hosts_allowed()
+    test_host = netguard.host_is_allow_listed(host)
     if parts.scheme != "https" and not (parts.scheme == "http" and test_host):
         raise ConnectorError(f"{url!r} must use https", kind=ErrorKind.CONFIG)
     if parts.username or parts.password:
@@ -75,22 +60,34 @@ def check_url(url: str, *, allowed_hosts: tuple[str, ...] = ()) -> str:
             kind=ErrorKind.CONFIG,
         )
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        netguard.resolve_checked(host, parts.port or 443)
     except socket.gaierror as exc:
         raise ConnectorError(f"{host} does not resolve: {exc}", kind=ErrorKind.CONFIG) from None
-    for info in infos:
-        check_address(host, info[4][0])
+    except netguard.AddressRefused as exc:
+        raise _refused(exc) from None
     return url
 
 
 class _GuardedConnectionMixin:
+    """urllib3's connect, through the address guard: the name is resolved and checked once and
+    the socket connected to a checked address, so no internal address is ever connected to."""
+
     def _new_conn(self):
-        sock = super()._new_conn()
+        timeout = socket.getdefaulttimeout() if self.timeout is _DEFAULT_TIMEOUT else self.timeout
         try:
-            check_address(self.host, sock.getpeername()[0])
-        except ConnectorError:
-            sock.close()
-            raise
+            sock = netguard.connect_checked(
+                self.host, self.port, timeout=timeout, socket_options=self.socket_options or ()
+            )
+        except netguard.AddressRefused as exc:
+            raise _refused(exc) from None
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
         return sock
 
 
@@ -222,7 +219,7 @@ class HttpClient:
         host = (urlsplit(url).hostname or "").lower()
         if (
             self.allowed_hosts
-            and host not in _private_hosts_allowed()
+            and not netguard.host_is_allow_listed(host)
             and not any(fnmatch(host, pattern) for pattern in self.allowed_hosts)
         ):
             raise ConnectorError(

@@ -15,7 +15,7 @@ from mktintegration.tokens import token_create, token_revoke
 admin.site.site_header = "mktintegration"
 admin.site.site_title = "mktintegration"
 admin.site.index_title = "Marketing integration hub"
-# Password sign-in refuses after too many failures (per user name and per address).
+# Password sign-in waits progressively after failures (mktintegration/login_throttle.py).
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 

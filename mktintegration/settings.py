@@ -97,6 +97,8 @@ MIDDLEWARE = [
     # auditlog: the actor and client address of configuration changes (audit/middleware.py)
     "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # signs out an admin session idle for MKT_SESSION_IDLE_MINUTES (after messages: it says so)
+    "mktintegration.session_idle.IdleSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -146,15 +148,31 @@ SOCIAL_AUTH_OIDC_GROUPS_MISSING_AS_EMPTY = True  # no groups claim: no role, ref
 SOCIAL_AUTH_OIDC_PIPELINE = SSO_PIPELINE
 SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/admin/"
 SOCIAL_AUTH_LOGIN_ERROR_URL = "/admin/login/"
-# Password sign-in: after this many failures per user name or per client address within the
-# window, the admin login refuses until the window ends (cache-based; use Redis with several
-# web processes).
-MKT_LOGIN_MAX_FAILURES = env_int("MKT_LOGIN_MAX_FAILURES", 5)
-MKT_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MKT_LOGIN_FAILURE_WINDOW_MINUTES", 15)
-if MKT_LOGIN_MAX_FAILURES < 1 or MKT_LOGIN_FAILURE_WINDOW_MINUTES < 1:
+# Password sign-in: progressive delays per account (docs/security.md, docs/adr/0005). Each
+# failure beyond the free ones makes the next attempt wait, from 1 s doubling up to the cap;
+# failures are forgotten after the window. An address the account signed in from
+# within the known-address days waits only for its own failures on that account. The cache
+# holds the counts: use Redis (REDIS_URL) with several web processes.
+MKT_LOGIN_FREE_FAILURES = env_int(
+    "MKT_LOGIN_FREE_FAILURES",
+    env_int("MKT_LOGIN_MAX_FAILURES", 5),  # the old name still works
+)
+MKT_LOGIN_ADDRESS_FREE_FAILURES = env_int("MKT_LOGIN_ADDRESS_FREE_FAILURES", 50)
+MKT_LOGIN_MAX_DELAY_MINUTES = env_int("MKT_LOGIN_MAX_DELAY_MINUTES", 15)
+MKT_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MKT_LOGIN_FAILURE_WINDOW_MINUTES", 60)
+MKT_LOGIN_KNOWN_ADDRESS_DAYS = env_int("MKT_LOGIN_KNOWN_ADDRESS_DAYS", 30)
+if min(MKT_LOGIN_FREE_FAILURES, MKT_LOGIN_ADDRESS_FREE_FAILURES, MKT_LOGIN_MAX_DELAY_MINUTES) < 1:
     raise ImproperlyConfigured(
-        "MKT_LOGIN_MAX_FAILURES and MKT_LOGIN_FAILURE_WINDOW_MINUTES must be at least 1."
+        "MKT_LOGIN_FREE_FAILURES, MKT_LOGIN_ADDRESS_FREE_FAILURES and MKT_LOGIN_MAX_DELAY_MINUTES "
+        "must be at least 1."
     )
+if MKT_LOGIN_FAILURE_WINDOW_MINUTES < MKT_LOGIN_MAX_DELAY_MINUTES:
+    raise ImproperlyConfigured(
+        "MKT_LOGIN_FAILURE_WINDOW_MINUTES must be at least MKT_LOGIN_MAX_DELAY_MINUTES "
+        "(failures forgotten before the longest delay ends would undo the delay)."
+    )
+if MKT_LOGIN_KNOWN_ADDRESS_DAYS < 0:
+    raise ImproperlyConfigured("MKT_LOGIN_KNOWN_ADDRESS_DAYS must be 0 (off) or more.")
 
 TEMPLATES = [
     {
@@ -288,7 +306,12 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
+# Admin sessions end SESSION_COOKIE_AGE seconds after sign-in however active (absolute), and
+# after MKT_SESSION_IDLE_MINUTES without a request (mktintegration/session_idle.py).
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+MKT_SESSION_IDLE_MINUTES = env_int("MKT_SESSION_IDLE_MINUTES", 30)
+if MKT_SESSION_IDLE_MINUTES < 1:
+    raise ImproperlyConfigured("MKT_SESSION_IDLE_MINUTES must be at least 1.")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -329,8 +352,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
-# Host names outbound HTTP may reach even though they resolve to internal addresses (tests,
-# the demo's vendor emulators). Empty in production.
+# Host names outbound HTTP and SFTP may reach even though they resolve to internal addresses
+# (tests, the demo's vendor emulators). Empty in production. The guard: mktintegration/netguard.py.
 MKT_HTTP_ALLOW_PRIVATE_HOSTS = env_list(
     "MKT_HTTP_ALLOW_PRIVATE_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else []
 )

@@ -70,6 +70,29 @@ def celery_worker(transactional_db):
         worker.stop()
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock the test moves: ``clock.advance(seconds)`` moves ``time.time`` (and with it the
+    local cache's expiry) and ``django.utils.timezone.now`` (session expiry) on together."""
+    from datetime import UTC, datetime
+
+    class Clock:
+        now = 1_750_000_000.0
+
+        def advance(self, seconds: float) -> None:
+            self.now += seconds
+
+        def __call__(self) -> float:  # an object, not a function: no method binding
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr("time.time", clock)
+    monkeypatch.setattr(
+        "django.utils.timezone.now", lambda: datetime.fromtimestamp(clock.now, tz=UTC)
+    )
+    return clock
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Throttle counters and cached vendor field lists live in the cache: start each test clean."""

@@ -1,4 +1,9 @@
-"""SFTP with a pinned host key: upload to a temporary name, rename, check the size."""
+"""SFTP with a pinned host key: upload to a temporary name, rename, check the size.
+
+The host goes through the outbound address guard (``mktintegration/netguard.py``) when the
+destination is saved and again when connecting: the socket is connected to a checked address
+and handed to paramiko, so an internal address is never reached (nor probed).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import paramiko
 
 from exports.destinations.base import DestinationType, ExportFile, raise_if, register
 from integrations.errors import ConnectorError, ErrorKind
+from mktintegration import netguard
 
 CONNECT_TIMEOUT = 15.0
 IO_TIMEOUT = 60.0
@@ -89,6 +95,13 @@ class Sftp(DestinationType):
             errors["host"] = "an SFTP destination needs a host"
         elif not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", destination.host):
             errors["host"] = "give a host name or IP address (no scheme, user or path)"
+        else:
+            try:
+                netguard.resolve_checked(destination.host, destination.port or 22)
+            except netguard.AddressRefused as exc:
+                errors["host"] = exc.message
+            except socket.gaierror:
+                pass  # not resolvable from here (yet): the guard checks it again on connect
         if not destination.username:
             errors["username"] = "an SFTP destination needs a user name"
         if any(ord(ch) < 32 for ch in destination.remote_dir):
@@ -144,8 +157,12 @@ def _reason(exc: BaseException) -> str:
 def _connect(config: SftpConfig, secrets: dict[str, str]) -> paramiko.Transport:
     """An authenticated transport, after the server proved it holds the pinned host key."""
     try:
-        sock = socket.create_connection((config.host, config.port), timeout=CONNECT_TIMEOUT)
-    except OSError as exc:
+        sock = netguard.connect_checked(config.host, config.port, timeout=CONNECT_TIMEOUT)
+    except netguard.AddressRefused as exc:
+        raise ConnectorError(
+            f"sftp: {exc.message}; nothing was sent to {config.where}", kind=ErrorKind.CONFIG
+        ) from None
+    except OSError as exc:  # socket.gaierror (the name does not resolve) included
         raise ConnectorError(
             f"sftp: cannot connect to {config.where}: {_reason(exc)}", kind=ErrorKind.TRANSIENT
         ) from None

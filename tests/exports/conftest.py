@@ -9,7 +9,9 @@ from exports.models import ExportDestination, ExportRun, ExportSchedule, RunTrig
 from exports.runs import export_run_execute
 from exports.services import export_destination_save, export_run_start, export_schedule_save
 from mktintegration import roles
+from tests.exports.helpers import SFTP_PASSWORD
 from tests.factories import CompanyFactory
+from tests.fakes.sftp import FakeSFTPServer
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +96,12 @@ def run_schedule(sent_tasks, manager):
         return started
 
     return run
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real SFTP server on 127.0.0.1 (allow-listed in tests) with an empty out/ folder."""
+    root = tmp_path / "sftp-root"
+    (root / "out").mkdir(parents=True)
+    with FakeSFTPServer(root, password=SFTP_PASSWORD) as server:
+        yield server

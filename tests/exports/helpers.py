@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from exports.models import ExportRun
 
+SFTP_PASSWORD = "s3cret-pass"  # the test SFTP server's (tests/exports/conftest.py)
+
 
 def age_runs(schedule, *, minutes: int) -> None:
     """Pretend the schedule's runs happened ``minutes`` earlier (past the frequency cap)."""

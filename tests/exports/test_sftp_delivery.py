@@ -13,18 +13,9 @@ from exports.models import ExportRun, RunStatus, RunTrigger
 from exports.runs import export_run_execute
 from exports.services import export_run_start
 from exports.tasks import export_run_task
+from tests.exports.helpers import SFTP_PASSWORD as PASSWORD
 from tests.factories import CompanyFactory
 from tests.fakes.sftp import FakeSFTPServer, fingerprint_sha256, generate_ed25519_key
-
-PASSWORD = "s3cret-pass"
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "sftp-root"
-    (root / "out").mkdir(parents=True)
-    with FakeSFTPServer(root, password=PASSWORD) as server:
-        yield server
 
 
 @pytest.fixture

@@ -401,6 +401,7 @@ class FakeSFTPServer:
 
         self._lock = threading.Lock()
         self._events: list[SFTPEvent] = []
+        self._connections = 0
         self._fail_uploads = 0
         self._disconnect_budget: int | None = None
         self._truncate = False
@@ -535,6 +536,12 @@ class FakeSFTPServer:
         with self._lock:
             return list(self._events)
 
+    @property
+    def connections(self) -> int:
+        """How many TCP connections were accepted so far (a refused client makes none)."""
+        with self._lock:
+            return self._connections
+
     def clear_events(self) -> None:
         """Forget the events recorded so far."""
         with self._lock:
@@ -603,6 +610,8 @@ class FakeSFTPServer:
                 continue
             except OSError:
                 return
+            with self._lock:
+                self._connections += 1
             thread = threading.Thread(
                 target=self._serve_connection,
                 args=(sock,),

@@ -1,5 +1,7 @@
 """The outbound HTTP client: SSRF guard, redirects, timeouts, outbound log."""
 
+import socket
+
 import pytest
 
 from audit.models import OutboundLog
@@ -45,6 +47,40 @@ def test_internal_address_is_refused_on_connect_unless_allow_listed(receiver, se
     assert "internal address" in str(error.value)
     assert receiver.received == []
     assert OutboundLog.objects.get().status is None
+
+
+def _pending_connections(listener: socket.socket) -> int:
+    """How many connections wait on a listening socket that never accepts by itself."""
+    listener.setblocking(False)
+    count = 0
+    while True:
+        try:
+            listener.accept()[0].close()
+        except BlockingIOError:
+            return count
+        count += 1
+
+
+@pytest.mark.django_db
+def test_a_refused_host_is_not_connected_to_so_open_and_closed_ports_look_alike(settings):
+    settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS = []
+    client = HttpClient(vendor="test")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    with pytest.raises(ConnectorError) as port_open:
+        client.request("GET", f"http://127.0.0.1:{port}/")
+    assert _pending_connections(listener) == 0  # no TCP connection was made
+    listener.close()
+    with pytest.raises(ConnectorError) as port_closed:
+        client.request("GET", f"http://127.0.0.1:{port}/")
+
+    for error in (port_open.value, port_closed.value):
+        assert (error.kind, error.message) == (
+            ErrorKind.CONFIG,
+            "127.0.0.1 resolves to an internal address (127.0.0.1); connections to internal "
+            "addresses are refused",
+        )
 
 
 @pytest.mark.django_db
