@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 # The embedded demo: SQLite in data/, a file-based Celery broker, web + worker + beat.
 run: export DEBUG = 1
 run: $(STAMP)
+	@mkdir -p data && printf '# Written by make run: manage.py reads it, so the README commands use the demo settings.\nDEBUG=1\n' > data/demo.env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --companies $(DEMO_COMPANIES) --if-empty
 	$(BIN)/python manage.py create_demo_users

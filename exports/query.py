@@ -404,3 +404,14 @@ def count_select(query: ExportQuery, vendor: str, *, cap: int) -> tuple[str, lis
     if query.limit is not None:
         cap = min(cap, query.limit)
     return f"SELECT COUNT(*) FROM ({inner} LIMIT {int(cap)}) capped", params
+
+
+def present_values_select(query: ExportQuery, name: str) -> tuple[str, list[Any]]:
+    """Which of a list filter's values some row of the dataset has."""
+    spec, values = query.dataset.filter(name), query.filters[name]
+    placeholders = ", ".join(["%s"] * len(values))
+    sql = (
+        f"SELECT DISTINCT {spec.sql} FROM {query.dataset.from_sql} "
+        f"WHERE {spec.sql} IN ({placeholders})"
+    )
+    return sql, list(values)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.db import connections
 from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
 
+from exports.datasets import FilterKind
 from exports.destinations.local import file_path
 from exports.models import ExportRun, ExportSchedule, RunStatus
+from exports.query import ExportQuery, present_values_select
 
 VIEW_SCHEDULE = ("exports.view_exportschedule", "exports.change_exportschedule")
 RUN_SCHEDULE = "exports.run_exportschedule"
@@ -44,3 +47,27 @@ def run_local_file(run: ExportRun) -> Path | None:
     if run.status != RunStatus.SUCCEEDED or not isinstance(relative, str):
         return None
     return file_path(relative)
+
+
+def filter_values_unmatched(query: ExportQuery, *, alias: str) -> list[str]:
+    """Warnings for list-filter values no record has (``country: "Germany"`` where countries
+    are codes): a filter that can never match is allowed, but the user should hear of it.
+    One indexed lookup per free-text list filter; filters with declared choices are
+    checked when parsed."""
+    warnings = []
+    connection = connections[alias]
+    for name, values in query.filters.items():
+        spec = query.dataset.filter(name)
+        if spec.kind != FilterKind.IN or spec.choices:
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(*present_values_select(query, name))
+            found = {row[0] for row in cursor.fetchall()}
+        missing = [value for value in values if value not in found]
+        if missing:
+            shown = ", ".join(repr(v) for v in missing[:5])
+            warnings.append(
+                f"{name}: no record has {shown} ({spec.description}); the filter matches "
+                + ("nothing" if len(missing) == len(values) else "only the other values")
+            )
+    return warnings

@@ -186,6 +186,8 @@ class SyncAdmin(ObjectPermissionAdmin):
         if change:
             Sync.objects.filter(pk=sync.pk).update(config_version=sync.config_version + 1)
         services.sync_schedule_apply(sync=sync)
+        for warning in services.sync_filter_warnings(sync=sync):
+            self.message_user(request, f"{sync.name}: {warning}", messages.WARNING)
 
     def delete_model(self, request, obj):
         services.sync_delete(sync=obj)
@@ -224,6 +226,9 @@ class SyncAdmin(ObjectPermissionAdmin):
                 previews.append(services.sync_preview(sync=sync, user=request.user))
             except (ValidationError, KeyError, ValueError) as exc:
                 self.message_user(request, f"{sync.name}: cannot plan: {exc}", messages.ERROR)
+                continue
+            for warning in services.sync_filter_warnings(sync=sync):
+                self.message_user(request, f"{sync.name}: {warning}", messages.WARNING)
         if not previews:
             return None
         return TemplateResponse(

@@ -11,8 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from exports.backbone.router import backbone_alias
 from exports.datasets import DATASETS
 from exports.query import ExportInputError, export_query_parse
+from exports.selectors import filter_values_unmatched
 from integrations.connectors import REGISTRY, connector_class
 from integrations.connectors.base import DestinationField
 from integrations.engine.planner import Planner
@@ -196,6 +198,18 @@ def _validate_destination_fields(sync, destination, mappings, add) -> None:
             add("mappings", f"{target!r} is not a field of {destination.label}.")
         elif fields[target].read_only:
             add("mappings", f"{target!r} is read-only at the destination.")
+
+
+def sync_filter_warnings(*, sync: Sync) -> list[str]:
+    """The sync's filter values that no record has (saved, but they select nothing)."""
+    dataset = DATASETS.get(sync.dataset)
+    if dataset is None:
+        return []
+    try:
+        query = export_query_parse(dataset, sync.filters or {}, allow_cursor=False)
+    except ExportInputError:
+        return []  # an error, reported as one by sync_validate
+    return filter_values_unmatched(query, alias=backbone_alias())
 
 
 @transaction.atomic

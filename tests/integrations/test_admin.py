@@ -274,3 +274,27 @@ def test_pausing_and_resuming_is_in_the_change_history(company_sync):
         if "paused" in entry.changes_dict
     ]
     assert changes[-2:] == [["False", "True"], ["True", "False"]]  # after the creation
+
+
+@pytest.mark.django_db
+def test_a_filter_value_no_record_has_is_a_warning_on_save_and_in_preview(
+    admin_user_client, hubspot
+):
+    connection = make_connection("hubspot", hubspot)
+    CompanyFactory(country="DE")
+
+    saved = admin_user_client.post(
+        "/admin/integrations/sync/add/",
+        _sync_post(connection, filters='{"country": "Germany,DE"}'),
+        follow=True,
+    )
+    sync = Sync.objects.get()
+    Sync.objects.filter(pk=sync.pk).update(filters={"country": "Germany"})
+    preview = admin_user_client.post(
+        "/admin/integrations/sync/", {"action": "preview", "_selected_action": [sync.pk]}
+    )
+
+    on_save = [str(m) for m in saved.context["messages"]]
+    assert any("no record has 'Germany'" in m and "only the other values" in m for m in on_save)
+    text = preview.content.decode()
+    assert "no record has &#x27;Germany&#x27;" in text and "matches nothing" in text

@@ -92,6 +92,36 @@ def test_embedded_default_needs_only_debug(tmp_path):
     assert (tmp_path / "encryption_key").exists()
 
 
+@pytest.mark.parametrize("command", ["create_api_token", "verify_audit"])
+def test_a_missing_setting_is_one_readable_line_not_a_traceback(tmp_path, command):
+    env = _production_env(tmp_path, DEBUG=None, SECRET_KEY=None)
+
+    result = _manage(env, command)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "manage.py: SECRET_KEY is not set. It is required when DEBUG is off (set SECRET_KEY or "
+        "SECRET_KEY_FILE; see .env.example)."
+    ]
+
+
+def test_after_make_run_the_readme_commands_use_the_demo_settings(tmp_path):
+    """`make run` leaves data/demo.env; manage.py then needs no variable, as the README shows."""
+    (tmp_path / "demo.env").write_text("# Written by make run\nDEBUG=1\n")
+    env = {"PATH": os.environ["PATH"], "MKT_DATA_DIR": str(tmp_path)}
+
+    migrated = _manage(env, "migrate", "--noinput")
+    verified = _manage(env, "verify_audit")
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert verified.returncode == 0, verified.stderr
+    assert "Audit logs verified" in verified.stdout
+    # The environment still wins: production settings stay production settings.
+    refused = _manage({**env, "DEBUG": "0"}, "verify_audit")
+    assert refused.returncode != 0 and "SECRET_KEY is not set" in refused.stderr
+
+
 def _variables_read_by_settings() -> set[str]:
     """Every NAME passed to an env_* helper in settings.py (the one place configuration is read)."""
     import ast

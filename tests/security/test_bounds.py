@@ -294,3 +294,27 @@ def test_a_stored_filter_out_of_range_is_a_preview_message_not_a_500(client_for,
     assert response.status_code == 200
     shown = [str(m) for m in response.context["messages"]]
     assert any("Odd filter: cannot plan" in m and "min_health_score" in m for m in shown), shown
+
+
+def test_docs_list_every_bound_with_its_values():
+    """docs/security.md's table names every bound in mktintegration/bounds.py, with its range."""
+    from pathlib import Path
+
+    from mktintegration import bounds
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    section = text.split("## Input bounds", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2]
+        for line in section.splitlines()
+        if line.startswith("| `")
+    }
+    for name, value in vars(bounds).items():
+        if not name.isupper() or not isinstance(value, bounds.Range | int):
+            continue
+        assert name in rows, f"{name} is not in docs/security.md's bounds table"
+        if isinstance(value, bounds.Range) and "^" not in rows[name]:
+            assert bounds._number(value.maximum) in rows[name], (name, rows[name])
+        elif isinstance(value, int):
+            assert f"{value:,}" in rows[name], (name, rows[name])
+    assert "1900-01-01 to 2999-12-31" in rows["EARLIEST`, `LATEST"]
