@@ -8,6 +8,7 @@ from exports.datasets import DATASETS
 from exports.models import ExportDestination, ExportSchedule
 from exports.services import destination_secrets_check
 from mktintegration.crypto import SecretsUnreadable, decrypt_secrets
+from mktintegration.fields import BoundedJSONFormField
 
 KEEP = "Leave blank to keep the current value."
 SECRET_FIELDS = ("password", "private_key", "hmac_secret")
@@ -126,7 +127,7 @@ class ExportScheduleForm(forms.ModelForm):
         help_text="Comma-separated; empty for the dataset's default fields. "
         + _by_dataset("field_names"),
     )
-    filters = forms.JSONField(
+    filters = BoundedJSONFormField(
         required=False,
         help_text='A JSON object of the export API\'s filters, e.g. {"country": "DE,FR", '
         '"lifecycle_stage": "customer"}. ' + _by_dataset("filter_names"),

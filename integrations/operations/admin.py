@@ -11,6 +11,7 @@ from django.urls import path
 
 from integrations.operations.dashboard import dashboard_context
 from integrations.operations.models import Alert, AlertRecipients, AlertState, Dashboard
+from mktintegration import bounds
 from mktintegration.admin_base import ReadOnlyAdmin
 
 
@@ -55,6 +56,8 @@ class AlertRecipientsForm(forms.ModelForm):
         emails = self.cleaned_data["emails"]
         if not isinstance(emails, list):
             raise ValidationError('a JSON list of addresses, e.g. ["ops@example.com"]')
+        if len(emails) > bounds.ALERT_EMAILS:
+            raise ValidationError(f"at most {bounds.ALERT_EMAILS} addresses (got {len(emails)})")
         for email in emails:
             try:
                 validate_email(email)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from mktintegration.fields import BoundedJSONField
+
 
 class AlertRecipients(models.Model):
     """Who, besides the role defaults, gets the alerts of one connection, sync or schedule.
@@ -33,7 +35,7 @@ class AlertRecipients(models.Model):
         blank=True,
         related_name="alert_recipients",
     )
-    emails = models.JSONField(default=list, blank=True, help_text="E-mail addresses.")
+    emails = BoundedJSONField(default=list, blank=True, help_text="E-mail addresses.")
 
     class Meta:
         verbose_name = "alert recipients"

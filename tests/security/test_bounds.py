@@ -318,3 +318,16 @@ def test_docs_list_every_bound_with_its_values():
         elif isinstance(value, int):
             assert f"{value:,}" in rows[name], (name, rows[name])
     assert "1900-01-01 to 2999-12-31" in rows["EARLIEST`, `LATEST"]
+
+
+@pytest.mark.django_db
+def test_the_export_schedule_form_refuses_filters_nested_too_deep(client_for):
+    client = client_for(roles.INTEGRATION_ADMIN)
+
+    response = client.post(
+        "/admin/exports/exportschedule/add/",
+        {"name": "Deep", "dataset": "clients", "filters": "[" * 10_000 + "]" * 10_000},
+    )
+
+    assert response.status_code == 200
+    assert "Nested too deeply" in str(response.context["adminform"].form.errors["filters"])
