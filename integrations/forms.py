@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
+from integrations.connectors.values import value_map_problems
 from integrations.errors import ConnectorError
 from integrations.mapping import MappingError, template_fields
 from integrations.models import Connection, FieldMapping, Sync
@@ -200,6 +201,9 @@ class MappingFormSet(forms.BaseInlineFormSet):
                 )
             elif known[target].read_only:
                 form.add_error("destination_field", f"{target!r} is read-only at the destination.")
+            else:
+                for problem in value_map_problems(known[target], data.get("value_map") or {}):
+                    form.add_error("value_map", f"Value map: {problem}")
             if target in targets:
                 form.add_error("destination_field", f"{target!r} is mapped twice.")
             targets.add(target)
@@ -208,4 +212,11 @@ class MappingFormSet(forms.BaseInlineFormSet):
 class FieldMappingForm(forms.ModelForm):
     class Meta:
         model = FieldMapping
-        fields = ["source_field", "template", "destination_field", "transform", "position"]
+        fields = [
+            "source_field",
+            "template",
+            "destination_field",
+            "transform",
+            "value_map",
+            "position",
+        ]

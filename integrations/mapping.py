@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 from exports.datasets import Dataset
+from mktintegration import bounds
 
 
 class MappingError(ValueError):
@@ -81,12 +82,32 @@ def _transform(kind: str, value: Any) -> Any:
     raise MappingError(f"unknown transform {kind!r}")
 
 
+def value_map_check(value_map: Any) -> dict[str, str]:
+    """A value map is text -> text, at most bounds.MAPPING_VALUES entries of bounded length."""
+    if not isinstance(value_map, dict):
+        raise MappingError("the value map is an object of source value -> destination value")
+    if len(value_map) > bounds.MAPPING_VALUES:
+        raise MappingError(
+            f"the value map has {len(value_map)} entries; at most {bounds.MAPPING_VALUES}"
+        )
+    for source, target in value_map.items():
+        if not isinstance(target, str):
+            raise MappingError(f"value map: {source!r} maps to {target!r}; give text")
+        for text in (source, target):
+            try:
+                bounds.text_check("value map", text)
+            except bounds.BoundError as exc:
+                raise MappingError(exc.message) from None
+    return value_map
+
+
 @dataclass(frozen=True)
 class CompiledMapping:
     destination: str
     source: str
     template: str
     transform: str
+    value_map: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def value(self, row: dict[str, Any]) -> Any:
         if self.template:
@@ -94,6 +115,8 @@ class CompiledMapping:
             raw = self.template.format_map(safe).strip()
         else:
             raw = row.get(self.source)
+        if self.value_map:
+            raw = self.value_map.get("" if raw is None else str(raw), raw)
         return _transform(self.transform, raw)
 
 
@@ -110,7 +133,11 @@ def compile_mappings(mappings, dataset: Dataset) -> list[CompiledMapping]:
             )
         compiled.append(
             CompiledMapping(
-                mapping.destination_field, mapping.source_field, mapping.template, mapping.transform
+                mapping.destination_field,
+                mapping.source_field,
+                mapping.template,
+                mapping.transform,
+                dict(mapping.value_map or {}),
             )
         )
     return compiled
@@ -128,7 +155,7 @@ def source_fields(compiled: list[CompiledMapping], extra: list[str]) -> list[str
 def build_payload(compiled: list[CompiledMapping], row: dict[str, Any]) -> dict[str, Any]:
     payload = {}
     for mapping in compiled:
-        if mapping.template or mapping.transform:
+        if mapping.template or mapping.transform or mapping.value_map:
             payload[mapping.destination] = mapping.value(row)
         else:  # the common case, without a call per value
             payload[mapping.destination] = row.get(mapping.source)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,12 +12,11 @@ from exports.backbone.router import backbone_alias
 from exports.datasets import DATASETS
 from exports.query import ExportInputError, export_query_parse
 from exports.selectors import filter_values_unmatched
-from integrations.connectors import REGISTRY, connector_class
-from integrations.connectors.base import DestinationField
+from integrations.connectors import REGISTRY
+from integrations.connectors.values import value_map_problems
 from integrations.engine.planner import Planner
 from integrations.engine.runs import _dispatch_run, sync_pause
 from integrations.errors import ConnectorError
-from integrations.http import HttpClient
 from integrations.mapping import MappingError, compile_mappings, template_fields
 from integrations.models import (
     Connection,
@@ -37,9 +33,12 @@ from integrations.models import (
     SyncRun,
     Trigger,
 )
+from integrations.selectors import (  # noqa: F401 - part of the services' interface
+    connector_for,
+    destination_fields,
+    sync_destination_fields,
+)
 from mktintegration.scheduling import periodic_task_remove, periodic_task_sync, schedule_validate
-
-FIELDS_CACHE_SECONDS = 900
 
 
 class SyncBusy(Exception):
@@ -51,12 +50,6 @@ class SyncBusy(Exception):
 
 
 # --- connections ---------------------------------------------------------------------------
-
-
-def connector_for(connection: Connection):
-    cls = connector_class(connection.vendor)
-    http = HttpClient(vendor=cls.slug, connection_id=connection.pk, allowed_hosts=cls.allowed_hosts)
-    return cls(connection=connection, secrets=connection.get_credentials(), http=http)
 
 
 def connection_test(*, connection: Connection) -> tuple[bool, str]:
@@ -80,33 +73,6 @@ def connection_test(*, connection: Connection) -> tuple[bool, str]:
         status=status, last_error="" if ok else message, last_checked_at=now
     )
     return ok, message
-
-
-def destination_fields(
-    *, connection: Connection, object_name: str, destination_config: dict, refresh: bool = False
-) -> list[DestinationField]:
-    """The destination object's fields (cached for 15 minutes per connection and object)."""
-    digest = hashlib.sha256(json.dumps(destination_config, sort_keys=True).encode()).hexdigest()[
-        :12
-    ]
-    key = f"mkt:fields:{connection.pk}:{connection.updated_at.timestamp()}:{object_name}:{digest}"
-    fields = None if refresh else cache.get(key)
-    if fields is None:
-        fields = connector_for(connection).list_fields(object_name, destination_config)
-        cache.set(key, fields, FIELDS_CACHE_SECONDS)
-    return fields
-
-
-def sync_destination_fields(sync: Sync) -> dict[str, DestinationField]:
-    """The fields of the sync's destination object by name (raises ConnectorError)."""
-    return {
-        f.name: f
-        for f in destination_fields(
-            connection=sync.connection,
-            object_name=sync.destination_object,
-            destination_config=sync.destination_config or {},
-        )
-    }
 
 
 # --- syncs ---------------------------------------------------------------------------------
@@ -198,6 +164,9 @@ def _validate_destination_fields(sync, destination, mappings, add) -> None:
             add("mappings", f"{target!r} is not a field of {destination.label}.")
         elif fields[target].read_only:
             add("mappings", f"{target!r} is read-only at the destination.")
+        else:
+            for problem in value_map_problems(fields[target], mapping.value_map or {}):
+                add("mappings", f"value map: {problem}")
 
 
 def sync_filter_warnings(*, sync: Sync) -> list[str]:

@@ -129,6 +129,7 @@ SECRET_CHARS = 4_000  # one credential (OAuth tokens can be long)
 # --- structure ---------------------------------------------------------------------------
 SYNCS_PER_DOCUMENT = 100  # syncs one configure document may list
 MAPPINGS_PER_SYNC = 200  # field mappings of one sync
+MAPPING_VALUES = 200  # entries in one mapping's value map
 ALERT_EMAILS = 50  # alert recipients of one object
 JSON_DEPTH = 8  # nesting of a stored JSON object (config, destination config, filters)
 JSON_BYTES = 64 * 1024  # its size, encoded

@@ -43,10 +43,13 @@ class DestinationObject:
 class DestinationField:
     name: str
     label: str
-    type: str = "string"
+    type: str = "string"  # the vendor's own type name, as shown to users
     unique: bool = False
     required: bool = False
     read_only: bool = False
+    kind: str = "text"  # what values it takes (integrations.connectors.values.ValueKind)
+    options: tuple[str, ...] = ()  # choice fields: the values the vendor accepts
+    separator: str = ";"  # several choices in one value (ValueKind.CHOICES)
 
 
 @dataclass(frozen=True)

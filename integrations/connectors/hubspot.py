@@ -24,6 +24,7 @@ from integrations.connectors.base import (
     RateSpec,
     RecordResult,
 )
+from integrations.connectors.values import ValueKind
 from integrations.errors import ConnectorError, ErrorKind
 
 MAX_BATCH = 100
@@ -73,6 +74,12 @@ class HubSpot(Connector):
             headers["Idempotency-Key"] = idempotency_key
         return headers
 
+    def _get(self, path: str, *, what: str):
+        response = self.http.request("GET", self.url(path), headers=self._headers())
+        self._observe_rate_headers(response)  # reads spend the same window as writes
+        self.raise_for_status(response, what)
+        return response
+
     def _post(self, path: str, body: dict, *, what: str, records: int, idempotency_key: str = ""):
         response = self.http.request(
             "POST",
@@ -106,17 +113,11 @@ class HubSpot(Connector):
             self.http.throttle.block(window / 1000 / limit)
 
     def test_connection(self) -> str:
-        response = self.http.request(
-            "GET", self.url("/crm/v3/properties/companies"), headers=self._headers()
-        )
-        self.raise_for_status(response, "test")
+        response = self._get("/crm/v3/properties/companies", what="test")
         return f"Connected: {len(response.json().get('results', []))} company properties readable"
 
     def list_fields(self, object_name: str, destination_config: dict) -> list[DestinationField]:
-        response = self.http.request(
-            "GET", self.url(f"/crm/v3/properties/{object_name}"), headers=self._headers()
-        )
-        self.raise_for_status(response, "list fields")
+        response = self._get(f"/crm/v3/properties/{object_name}", what="list fields")
         return [
             DestinationField(
                 name=item["name"],
@@ -125,6 +126,8 @@ class HubSpot(Connector):
                 unique=bool(item.get("hasUniqueValue"))
                 or (object_name == "contacts" and item["name"] == "email"),
                 read_only=bool(item.get("modificationMetadata", {}).get("readOnlyValue")),
+                kind=_kind(object_name, item),
+                options=tuple(str(o["value"]) for o in item.get("options") or () if "value" in o),
             )
             for item in response.json().get("results", [])
         ]
@@ -211,6 +214,9 @@ class HubSpot(Connector):
                         for name, value in record.payload.items()
                         if name != match_field
                     },
+                    # Per-input trace ids turn on HubSpot's multi-status answer [H17]: a bad
+                    # input is a 207 error of its own instead of failing the whole batch.
+                    "objectWriteTraceId": record.key,
                 }
                 for record in records
             ]
@@ -224,10 +230,13 @@ class HubSpot(Connector):
         )
         data = response.json()
         by_value = {_norm(match_field, r.match_value): r for r in records}
+        by_trace = {r.key: r for r in records}
         results: dict[str, RecordResult] = {}
         for item in data.get("results", []):
             value = (item.get("properties") or {}).get(match_field)
-            record = by_value.get(_norm(match_field, value)) if value is not None else None
+            record = by_trace.get(item.get("objectWriteTraceId") or "")
+            if record is None and value is not None:
+                record = by_value.get(_norm(match_field, value))
             if record is None:
                 continue
             outcome = Outcome.CREATED if item.get("new") else Outcome.UPDATED
@@ -235,8 +244,10 @@ class HubSpot(Connector):
         for error in data.get("errors", []):
             message = error.get("message") or error.get("category") or "rejected"
             code = error.get("category", "")
-            for value in (error.get("context") or {}).get("ids", []):
-                record = by_value.get(_norm(match_field, value))
+            context = error.get("context") or {}
+            named = [by_trace.get(t) for t in context.get("objectWriteTraceId") or ()]
+            named += [by_value.get(_norm(match_field, v)) for v in context.get("ids") or ()]
+            for record in named:
                 if record is not None and record.key not in results:
                     outcome = Outcome.RETRY if code in _RETRYABLE else Outcome.REJECTED
                     results[record.key] = RecordResult(record.key, outcome, "", message[:500], code)
@@ -268,6 +279,24 @@ class HubSpot(Connector):
 
 
 _RETRYABLE = {"RATE_LIMITS", "TIMEOUT", "INTERNAL_ERROR"}
+# A property's type [H25] as the values it takes; enumerations shown as checkboxes take several
+# options joined by ";" [H26].
+_KINDS = {
+    "number": ValueKind.NUMBER,
+    "date": ValueKind.DATE,
+    "datetime": ValueKind.DATETIME,
+    "bool": ValueKind.BOOL,
+    "enumeration": ValueKind.CHOICE,
+}
+
+
+def _kind(object_name: str, item: dict) -> str:
+    if object_name == "contacts" and item.get("name") == "email":
+        return ValueKind.EMAIL
+    kind = _KINDS.get(item.get("type", "string"), ValueKind.TEXT)
+    if kind == ValueKind.CHOICE and item.get("fieldType") == "checkbox":
+        return ValueKind.CHOICES
+    return kind
 
 
 def _norm(match_field: str, value) -> str:

@@ -29,6 +29,7 @@ from integrations.connectors.base import (
     RateSpec,
     RecordResult,
 )
+from integrations.connectors.values import ValueKind
 from integrations.errors import ConnectorError, ErrorKind
 
 MAX_MEMBERS = 500
@@ -120,6 +121,8 @@ class Mailchimp(Connector):
                     item.get("name") or item["tag"],
                     item.get("type", "text"),
                     required=bool(item.get("required")),
+                    kind=_KINDS.get(item.get("type", "text"), ValueKind.TEXT),
+                    options=tuple(str(c) for c in (item.get("options") or {}).get("choices") or ()),
                 )
                 for item in items
             ]
@@ -284,6 +287,15 @@ def _list_id(destination_config: dict) -> str:
     if not list_id:
         raise ConnectorError("Mailchimp: the sync has no audience (list_id)", kind=ErrorKind.CONFIG)
     return str(list_id)
+
+
+# Merge field types [M20] as the values they take (dropdown and radio: one of the choices;
+# dates follow each field's own date_format, so they are left to Mailchimp).
+_KINDS = {
+    "number": ValueKind.NUMBER,
+    "dropdown": ValueKind.CHOICE,
+    "radio": ValueKind.CHOICE,
+}
 
 
 def _text(value) -> str:

@@ -22,9 +22,8 @@ from django.utils import timezone
 from integrations.connectors.base import Outcome, OutRecord, RecordResult
 from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import Decision, SyncContext
-from integrations.engine.ratelimit import RateBudget, RateWaitTooLong
+from integrations.engine.ratelimit import RateWaitTooLong
 from integrations.errors import ConnectorError, ErrorKind
-from integrations.http import HttpClient
 from integrations.models import (
     ConnectionStatus,
     DeadLetter,
@@ -34,8 +33,12 @@ from integrations.models import (
     SyncRun,
 )
 from integrations.models.runs import BatchStatus
+from integrations.selectors import connector_for
 
 MAX_BACKOFF = 900.0
+# A request the vendor refuses as a whole is halved at most this often to find the record at
+# fault (one request becomes at most 1 + 2 + 4 = 7); the rest of it is then dead-lettered.
+MAX_SPLITS = 2
 JOB_POLL_SECONDS = 5.0
 
 
@@ -63,17 +66,7 @@ def backoff_seconds(attempt: int) -> float:
 
 
 def make_connector(ctx: SyncContext):
-    connection = ctx.sync.connection
-    spec = ctx.connector_cls.default_rate
-    if connection.rate_limit_requests and connection.rate_limit_seconds:
-        spec = type(spec)(connection.rate_limit_requests, connection.rate_limit_seconds)
-    http = HttpClient(
-        vendor=ctx.connector_cls.slug,
-        connection_id=connection.pk,
-        allowed_hosts=ctx.connector_cls.allowed_hosts,
-        throttle=RateBudget(connection_id=connection.pk, spec=spec),
-    )
-    return ctx.connector_cls(connection=connection, secrets=connection.get_credentials(), http=http)
+    return connector_for(ctx.sync.connection)
 
 
 class BatchDelivery:
@@ -139,9 +132,11 @@ class BatchDelivery:
                 results.update(self._send(connector, sending[start : start + size]))
             except (ConnectorError, RateWaitTooLong):
                 if start:
-                    # Keep what the vendor confirmed; the error is about what is left.
+                    # Keep what the vendor confirmed; the error is about what is left. Attempts
+                    # count per vendor request: this is the first failure of a new request.
                     self._commit_part(sending[:start], results, local, decisions)
                     self._narrow([entry for entry, _ in sending[start:]])
+                    self.batch.attempt = 0
                 raise
         job = next((r.job_ref for r in results.values() if r.outcome == Outcome.ACCEPTED), "")
         if job:
@@ -272,19 +267,8 @@ class BatchDelivery:
             self.result.pause_reason = f"{exc.kind.value}: {exc.message}"
             self._leave_pending(exc.message)
             return
-        if exc.kind == ErrorKind.PERMANENT and len(self.entries) > 1:
-            self._bisect()
-            return
         if exc.kind == ErrorKind.PERMANENT:
-            only = next(iter(self.entries.values()))
-            self._commit(
-                {
-                    only.record_key: RecordResult(
-                        only.record_key, Outcome.REJECTED, "", exc.message, str(exc.status or "")
-                    )
-                },
-                {},
-            )
+            self._isolate(exc)
             return
         # Transient: back off and retry the batch, up to the attempt limit.
         if self.batch.attempt + 1 < settings.MKT_SYNC_BATCH_ATTEMPTS:
@@ -301,19 +285,46 @@ class BatchDelivery:
             exhausted=True,
         )
 
-    def _bisect(self) -> None:
-        """A whole batch refused: split it to find the record(s) at fault."""
-        keys = [e.record_key for e in self.entries.values()]
-        half = len(keys) // 2
+    def _isolate(self, exc: ConnectorError) -> None:
+        """One vendor request was refused as a whole (the vendor named no record). Its records
+        are halved into new batches to find the one at fault, at most MAX_SPLITS times (so
+        a refused request costs at most 2**(MAX_SPLITS+1) - 1 requests); past that, its records
+        are dead-lettered with the vendor's message (replayable). Records of this batch that
+        were not in the refused request go on in a batch of their own."""
+        entries = list(self.entries.values())
+        size = self.ctx.destination.max_batch
+        refused, rest = entries[:size], entries[size:]  # the failed request comes first
+        split = len(refused) > 1 and self.batch.splits < MAX_SPLITS
+        parts = [([e.record_key for e in rest], 0)] if rest else []
+        if split:
+            half = len(refused) // 2
+            depth = self.batch.splits + 1
+            parts += [
+                ([e.record_key for e in part], depth) for part in (refused[:half], refused[half:])
+            ]
         with transaction.atomic():
             new = SyncBatch.objects.bulk_create(
                 [
-                    SyncBatch(run=self.run, kind=self.batch.kind, record_keys=part)
-                    for part in (keys[:half], keys[half:])
+                    SyncBatch(run=self.run, kind=self.batch.kind, record_keys=keys, splits=depth)
+                    for keys, depth in parts
                 ]
             )
             self.result.new_batches = [b.pk for b in new]
-            self._finish_batch()
+            if split:
+                self._finish_batch()
+                return
+            self._narrow(refused)
+            reason = exc.message
+            if len(refused) > 1:
+                reason += f" (its request of {len(refused)} records was refused as a whole)"
+            code = str(exc.status or "")
+            self._commit(
+                {
+                    e.record_key: RecordResult(e.record_key, Outcome.REJECTED, "", reason, code)
+                    for e in refused
+                },
+                {},
+            )
 
     def _leave_pending(self, reason: str) -> None:
         """Records stay pending in the ledger (planned again next run); counted as failed now."""

@@ -10,6 +10,7 @@ changed, not with the table: unchanged rows are not even read on an incremental 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -21,6 +22,7 @@ from exports.datasets import dataset_get
 from exports.query import export_query_parse
 from integrations.connectors import connector_class
 from integrations.connectors.base import OutRecord
+from integrations.connectors.values import ValueKind, value_problem
 from integrations.engine.ledger_io import (
     PlannedRow,
     ledger_analyze,
@@ -30,10 +32,13 @@ from integrations.engine.ledger_io import (
     ledger_update,
 )
 from integrations.engine.source import SourceReader
+from integrations.errors import ConnectorError
 from integrations.mapping import build_payload, compile_mappings, source_fields
 from integrations.mapping import payload_hash as hash_payload
 from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncRun
+from integrations.selectors import sync_destination_fields
 
+log = logging.getLogger(__name__)
 PREVIEW_PAYLOADS = 20
 ANALYZE_AFTER_ROWS = 10_000
 RETRY_STATUSES = (LedgerStatus.PENDING, LedgerStatus.FAILED, LedgerStatus.INTENT_CREATE)
@@ -74,6 +79,8 @@ class SyncContext:
     destination: Any
     compiled: list
     reader: SourceReader
+    # The mapped destination fields whose values are checked before sending (not free text).
+    checked_fields: tuple = ()
 
     @classmethod
     def cached(cls, sync: Sync) -> SyncContext:
@@ -106,6 +113,7 @@ class SyncContext:
             connector_cls.objects[sync.destination_object],
             compiled,
             reader,
+            _checked_fields(sync, compiled),
         )
 
     def decide(
@@ -173,6 +181,13 @@ class SyncContext:
             )
             if reason:
                 return ("invalid", reason)
+        problems = [
+            problem
+            for name, spec in self.checked_fields
+            if (problem := value_problem(spec, payload.get(name)))
+        ]
+        if problems:
+            return ("invalid", "; ".join(problems)[:1000])
         allowed = sync.connection.allowed_regions
         region = row.get(self.dataset.region_field)
         if allowed and region not in allowed:
@@ -185,6 +200,23 @@ class SyncContext:
                     f"no {sync.consent_purpose} consent ({consent or 'never given'})",
                 )
         return None
+
+
+def _checked_fields(sync: Sync, compiled: list) -> tuple:
+    """The mapped fields whose values the destination constrains (numbers, dates, choices),
+    as the destination declares them. When the fields cannot be read, nothing is checked here
+    and the destination's own answer decides (per record)."""
+    try:
+        fields = sync_destination_fields(sync)
+    except (ConnectorError, NotImplementedError) as exc:
+        log.warning("sync %s: destination fields not read, values not checked: %s", sync.pk, exc)
+        return ()
+    mapped = {m.destination for m in compiled}
+    return tuple(
+        (name, spec)
+        for name, spec in sorted(fields.items())
+        if name in mapped and spec.kind != ValueKind.TEXT
+    )
 
 
 @dataclass

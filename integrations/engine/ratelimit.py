@@ -17,16 +17,23 @@ from django.conf import settings
 from django.db import transaction
 
 from integrations.connectors.base import RateSpec
+from integrations.errors import ConnectorError, ErrorKind
 from integrations.models import RateBucket
 
 SAFETY = 0.98
 
 
-class RateWaitTooLong(Exception):
-    """The next request may go only after ``wait`` seconds: reschedule instead of sleeping."""
+class RateWaitTooLong(ConnectorError):
+    """The next request may go only after ``wait`` seconds: reschedule instead of sleeping.
+    (A rate-limited ConnectorError, so interactive callers, such as the admin reading a
+    destination's fields, say "try again" instead of failing.)"""
 
     def __init__(self, wait: float):
-        super().__init__(f"rate budget: next request in {wait:.1f} s")
+        super().__init__(
+            f"the connection's rate budget is spent: next request in {wait:.1f} s",
+            kind=ErrorKind.RATE_LIMITED,
+            retry_after=wait,
+        )
         self.wait = wait
 
 

@@ -103,7 +103,7 @@ class BatchStatus(models.TextChoices):
 
 
 class SyncBatch(models.Model):
-    """Up to one vendor request's worth of ledger entries, delivered by one task."""
+    """Up to one task's worth of ledger entries (a few vendor requests), delivered by one task."""
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
     kind = models.CharField(max_length=8, default="upsert")  # upsert | delete
@@ -112,6 +112,8 @@ class SyncBatch(models.Model):
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.QUEUED
     )
     attempt = models.PositiveIntegerField(default=0)
+    # How many times the request these records came from was refused as a whole and halved.
+    splits = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True, help_text="retry or rate-limit wait")
     job_ref = models.CharField(max_length=200, blank=True)

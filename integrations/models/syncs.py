@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from integrations.models.connections import Connection
@@ -111,6 +112,12 @@ class FieldMapping(models.Model):
     )
     destination_field = models.CharField(max_length=100)
     transform = models.CharField(max_length=16, choices=Transform.choices, blank=True)
+    value_map = BoundedJSONField(
+        default=dict,
+        blank=True,
+        help_text='Source value -> destination value, e.g. {"mql": "marketingqualifiedlead"}; '
+        "values not listed pass unchanged (applied before the transform).",
+    )
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -127,3 +134,11 @@ class FieldMapping(models.Model):
 
     def __str__(self):
         return f"{self.source_field or self.template} -> {self.destination_field}"
+
+    def clean(self):
+        from integrations.mapping import MappingError, value_map_check
+
+        try:
+            value_map_check(self.value_map)
+        except MappingError as exc:
+            raise ValidationError({"value_map": str(exc)}) from None

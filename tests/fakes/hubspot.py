@@ -287,20 +287,40 @@ class FakeHubSpot(FakeVendor):
     # -- handlers (under the state lock) --------------------------------------------------
 
     def _upsert(self, req: Request) -> Response:
-        """200 ``{status, results[{..., new}], startedAt, completedAt}``; 207 adds ``errors``.
+        """200 ``{status, results[{..., new}], startedAt, completedAt}``.
 
-        Emulator choice: any failed input gives 207 (also when every input failed).
+        Multi-status only when every input carries its own ``objectWriteTraceId`` [H17]: then
+        the valid inputs are applied and the others come back as 207 ``errors`` naming their
+        trace id (``context.objectWriteTraceId``, and the input's ``id``). Without trace ids an
+        invalid input fails the whole batch with a 400 and nothing is applied (emulator
+        choice: HubSpot documents no partial write in that mode).
         """
         store = self._store(req.params["type"])
+        inputs = req.body["inputs"]
+        traces = [item.get("objectWriteTraceId") for item in inputs]
+        multi_status = all(traces) and len(set(traces)) == len(traces)
+        if not multi_status:
+            problems = [
+                f"{item['id']}: {problem['message']}"
+                for item in inputs
+                for problem in store.upsert_problems(
+                    item["idProperty"], item["id"], item["properties"]
+                )
+            ]
+            if problems:
+                return errors.invalid(problems)
         started = iso_now()
         results, failures = [], []
-        for item in req.body["inputs"]:
+        for item, trace in zip(inputs, traces, strict=True):
             try:
                 obj, created = store.upsert(item["idProperty"], item["id"], item["properties"])
             except RecordError as exc:
-                failures.append(errors.record_error(item["id"], exc.problems))
+                failures.append(errors.record_error(item["id"], exc.problems, trace=trace))
                 continue
-            results.append({**obj.to_json(), "new": created})
+            result = {**obj.to_json(), "new": created}
+            if trace:
+                result["objectWriteTraceId"] = trace
+            results.append(result)
         body: dict[str, Any] = {"status": "COMPLETE", "results": results}
         if failures:
             body.update(numErrors=len(failures), errors=failures)

@@ -79,7 +79,9 @@ def fault(status: int) -> Response:
     return error(status, message, category)
 
 
-def record_error(input_id: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+def record_error(
+    input_id: str, problems: list[dict[str, Any]], *, trace: str | None = None
+) -> dict[str, Any]:
     """A 207 ``errors[]`` entry for one failed input [H11].
 
     ``message`` embeds HubSpot's ``[{isValid, message, error, name}]`` list; ``context.ids``
@@ -89,7 +91,7 @@ def record_error(input_id: str, problems: list[dict[str, Any]]) -> dict[str, Any
         "status": "error",
         "category": "VALIDATION_ERROR",
         "message": "Property values were not valid: " + json.dumps(problems),
-        "context": {"ids": [input_id]},
+        "context": {"ids": [input_id], **({"objectWriteTraceId": [trace]} if trace else {})},
         "errors": [
             {"message": p["message"], "code": p["error"], "in": p["name"]} for p in problems
         ],

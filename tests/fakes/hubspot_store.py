@@ -239,6 +239,20 @@ class ObjectStore:
             return [_problem(name, "INVALID_EMAIL", f"Email address {value} is invalid")]
         return []
 
+    def upsert_problems(
+        self, id_property: str, id_value: str, properties: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """What ``upsert`` would refuse in this input (changes nothing)."""
+        values = {**properties, id_property: id_value}
+        problems = self.value_problems(values)
+        existing = self.lookup(id_property, id_value)
+        for name in sorted(self.key_properties() & values.keys()):
+            holder = self.lookup(name, values[name]) if values[name] else None
+            if holder is not None and holder is not existing:
+                message = f"{values[name]} is already the {name} of object {holder.id}"
+                problems.append(_problem(name, "CONFLICTING_UNIQUE_VALUE", message))
+        return problems
+
     def upsert(
         self, id_property: str, id_value: str, properties: dict[str, str]
     ) -> tuple[CrmObject, bool]:
@@ -248,15 +262,10 @@ class ObjectStore:
         value already belongs to another object.
         """
         values = {**properties, id_property: id_value}
-        problems = self.value_problems(values)
-        existing = self.lookup(id_property, id_value)
-        for name in sorted(self.key_properties() & values.keys()):
-            holder = self.lookup(name, values[name]) if values[name] else None
-            if holder is not None and holder is not existing:
-                message = f"{values[name]} is already the {name} of object {holder.id}"
-                problems.append(_problem(name, "CONFLICTING_UNIQUE_VALUE", message))
+        problems = self.upsert_problems(id_property, id_value, properties)
         if problems:
             raise RecordError(problems)
+        existing = self.lookup(id_property, id_value)
         now = iso_now()
         if existing is not None:
             self._unindex(existing)

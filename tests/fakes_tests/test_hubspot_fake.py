@@ -105,29 +105,53 @@ def test_unique_value_held_by_another_record_fails_that_record(hubspot, session)
     first = {"idProperty": "external_id", "id": "P-1", "properties": {"email": "a@x.com"}}
     assert session.post(url, json={"inputs": [first]}).status_code == 200
     clash = {"idProperty": "external_id", "id": "P-2", "properties": {"email": "A@x.com"}}
-    response = session.post(url, json={"inputs": [clash]})
+    response = session.post(url, json={"inputs": [{**clash, "objectWriteTraceId": "t2"}]})
     assert response.status_code == 207
     [error] = response.json()["errors"]
-    assert error["context"] == {"ids": ["P-2"]}
+    assert error["context"] == {"ids": ["P-2"], "objectWriteTraceId": ["t2"]}
     assert error["errors"][0]["in"] == "email"
     assert len(hubspot.objects("contacts")) == 1
 
 
-def test_partial_failure_is_207_with_per_record_errors(hubspot, session):
-    hubspot.reject_values("companies", "country", "Atlantis", "Atlantis is not a country")
-    response = upsert(
-        hubspot,
-        session,
+def _traced(*inputs: dict) -> list[dict]:
+    return [{**item, "objectWriteTraceId": f"trace-{item['id']}"} for item in inputs]
+
+
+def _mixed_batch() -> list[dict]:
+    return [
         company("C-1", name="Good"),
         company("C-2", name="Unknown prop", favourite_colour="blue"),
         company("C-3", name="Poisoned", country="Atlantis"),
         company("C-4", lifecyclestage="Customer"),  # the label, not the internal value [H26]
-    )
+    ]
+
+
+def test_without_trace_ids_one_bad_input_fails_the_whole_batch(hubspot, session):
+    hubspot.reject_values("companies", "country", "Atlantis", "Atlantis is not a country")
+
+    response = upsert(hubspot, session, *_mixed_batch())
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["category"] == "VALIDATION_ERROR"
+    assert "C-2" in body["message"] and "C-4" in body["message"]
+    assert hubspot.objects("companies") == []  # not even the good input was applied
+
+
+def test_partial_failure_is_207_with_per_record_errors(hubspot, session):
+    hubspot.reject_values("companies", "country", "Atlantis", "Atlantis is not a country")
+    response = upsert(hubspot, session, *_traced(*_mixed_batch()))
     assert response.status_code == 207
     body = response.json()
     assert body["status"] == "COMPLETE"
     assert [r["properties"]["external_id"] for r in body["results"]] == ["C-1"]
+    assert body["results"][0]["objectWriteTraceId"] == "trace-C-1"
     assert body["numErrors"] == 3
+    assert [e["context"]["objectWriteTraceId"] for e in body["errors"]] == [
+        ["trace-C-2"],
+        ["trace-C-3"],
+        ["trace-C-4"],
+    ]
     by_id = {e["context"]["ids"][0]: e for e in body["errors"]}
     assert set(by_id) == {"C-2", "C-3", "C-4"}
     for error in body["errors"]:

@@ -403,3 +403,21 @@ def test_a_run_whose_planner_died_ends_and_a_new_run_plans_again(company_sync, s
     assert run.status == RunStatus.FAILED and "new run" in run.error
     again = SyncRun.objects.exclude(pk=run.pk).get(sync=company_sync)
     assert (again.status, again.attempt) == (RunStatus.QUEUED, 1)
+
+
+@pytest.mark.django_db
+def test_each_vendor_request_gets_its_own_retry_allowance(hubspot, hubspot_connection, settings):
+    """One task sends five requests of 100; each fails once before it succeeds. Five failures
+    in all, as many as one request may have: none of the records may end up failed."""
+    settings.MKT_SYNC_BATCH_ATTEMPTS = 5
+    sync = make_sync(hubspot_connection)
+    CompanyFactory.create_batch(500)
+    hubspot.fail_next(1, status=502, path_contains="batch/upsert")
+    for _ in range(4):  # then: the retry passes, the next request fails once
+        hubspot.fail_next(1, status=502, path_contains="batch/upsert", after=1)
+
+    run = start_and_drive(sync)
+
+    assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 500, 0)
+    assert SyncBatch.objects.get(run=run).attempt <= 1
+    assert hubspot.pending_faults == 0

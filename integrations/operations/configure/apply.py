@@ -261,6 +261,7 @@ def _sync_config(plan: SyncPlan) -> dict[str, Any]:
                 "template": m.template,
                 "destination_field": m.destination_field,
                 "transform": m.transform,
+                "value_map": m.value_map,
             }
             for m in plan.mappings
         ],

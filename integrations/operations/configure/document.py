@@ -33,6 +33,13 @@ class MappingDocument(serializers.Serializer):
         default="",
         allow_blank=True,
     )
+    value_map = serializers.DictField(
+        child=serializers.CharField(max_length=bounds.TEXT_VALUE_CHARS, allow_blank=True),
+        required=False,
+        default=dict,
+        validators=[bounds.validate_json],
+        help_text='Source value -> destination value, e.g. {"mql": "marketingqualifiedlead"}.',
+    )
 
 
 class SyncDocument(serializers.Serializer):

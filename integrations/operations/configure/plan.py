@@ -39,7 +39,7 @@ SYNC_FIELDS = (
     "mirror_max_delete_share",
     "lookback_minutes",
 )
-MAPPING_FIELDS = ("source_field", "template", "transform", "position")
+MAPPING_FIELDS = ("source_field", "template", "transform", "value_map", "position")
 # sync_validate's error keys that are document fields of the sync as they are.
 _SYNC_KEY_PATHS = {"connection": "destination_object"}
 
@@ -284,7 +284,7 @@ def _plan_sync(plan: Plan, index: int, doc: dict, sync: Sync | None) -> SyncPlan
         target = mdoc["destination_field"]
         mapping = current.get(target) or FieldMapping(destination_field=target)
         wanted = {
-            **{k: mdoc[k] for k in ("source_field", "template", "transform")},
+            **{k: mdoc[k] for k in ("source_field", "template", "transform", "value_map")},
             "position": position,
         }
         mpath = join(join(path, "mappings"), position)

@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
+from integrations.connectors.values import value_map_problems
 from integrations.errors import ConnectorError
-from integrations.mapping import MappingError, template_fields
+from integrations.mapping import MappingError, template_fields, value_map_check
 from integrations.models import Connection
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.configure.plan import Plan, SyncPlan
@@ -103,4 +104,13 @@ def _mapping_errors(plan: SyncPlan, *, usable: bool) -> Errors:
             errors.append(
                 (join(mpath, "destination_field"), f"{target!r} is read-only at the destination")
             )
+        elif known is not None:
+            errors += [
+                (join(mpath, "value_map"), problem)
+                for problem in value_map_problems(known[target], mapping.value_map or {})
+            ]
+        try:
+            value_map_check(mapping.value_map)
+        except MappingError as exc:
+            errors.append((join(mpath, "value_map"), str(exc)))
     return errors

@@ -1,0 +1,62 @@
+"""Reads about connections and their destinations: a connector to call, and the fields a
+destination object declares (cached). The services, the admin, the configure API and the
+engine's planner all read fields through here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.core.cache import cache
+
+from integrations.connectors import connector_class
+from integrations.connectors.base import DestinationField, RateSpec
+from integrations.engine.ratelimit import RateBudget
+from integrations.http import HttpClient
+from integrations.models import Connection, Sync
+
+FIELDS_CACHE_SECONDS = 900
+
+
+def connector_for(connection: Connection):
+    """The connection's connector, its requests drawing from the connection's shared rate
+    budget (the vendor's default, or the connection's own), as every request to the vendor
+    does: deliveries, look-ups, field lists and tests alike."""
+    cls = connector_class(connection.vendor)
+    spec = cls.default_rate
+    if connection.rate_limit_requests and connection.rate_limit_seconds:
+        spec = RateSpec(connection.rate_limit_requests, connection.rate_limit_seconds)
+    http = HttpClient(
+        vendor=cls.slug,
+        connection_id=connection.pk,
+        allowed_hosts=cls.allowed_hosts,
+        throttle=RateBudget(connection_id=connection.pk, spec=spec) if connection.pk else None,
+    )
+    return cls(connection=connection, secrets=connection.get_credentials(), http=http)
+
+
+def destination_fields(
+    *, connection: Connection, object_name: str, destination_config: dict, refresh: bool = False
+) -> list[DestinationField]:
+    """The destination object's fields (cached for 15 minutes per connection and object)."""
+    digest = hashlib.sha256(json.dumps(destination_config, sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
+    key = f"mkt:fields:{connection.pk}:{connection.updated_at.timestamp()}:{object_name}:{digest}"
+    fields = None if refresh else cache.get(key)
+    if fields is None:
+        fields = connector_for(connection).list_fields(object_name, destination_config)
+        cache.set(key, fields, FIELDS_CACHE_SECONDS)
+    return fields
+
+
+def sync_destination_fields(sync: Sync) -> dict[str, DestinationField]:
+    """The fields of the sync's destination object by name (raises ConnectorError)."""
+    return {
+        f.name: f
+        for f in destination_fields(
+            connection=sync.connection,
+            object_name=sync.destination_object,
+            destination_config=sync.destination_config or {},
+        )
+    }
