@@ -1,0 +1,20 @@
+"""What a new user reads on the export admin pages: runs named after their schedule, and which
+destination secrets are stored (never their values)."""
+
+import pytest
+
+from mktintegration import roles
+from tests.page_text import page_title
+
+RUNS = "/admin/exports/exportrun/"
+DESTINATIONS = "/admin/exports/exportdestination/"
+SECRET = "pw-SUPER-secret-4711"
+
+
+@pytest.mark.django_db
+def test_an_export_run_page_names_its_schedule(client_for, make_schedule, run_schedule):
+    run = run_schedule(make_schedule(name="Weekly clients"))
+
+    page = client_for(roles.INTEGRATION_ADMIN).get(f"{RUNS}{run.pk}/change/").content.decode()
+
+    assert page_title(page).startswith(f"Run {run.pk} of Weekly clients |"), page_title(page)

@@ -1,0 +1,50 @@
+"""What a new user reads on the integration admin pages: titles that name the sync, vendor
+errors as plain text, no "Object permissions" button that leads nowhere, no "Token: None"."""
+
+import re
+
+import pytest
+
+from integrations.models import DeadLetter, SyncRun
+from mktintegration import roles
+from tests.factories import CompanyFactory
+from tests.integrations.conftest import make_connection, make_sync, start_and_drive
+from tests.page_text import page_text, page_title
+
+RUNS = "/admin/integrations/syncrun/"
+LETTERS = "/admin/integrations/deadletter/"
+CONNECTIONS = "/admin/integrations/connection/"
+SYNCS = "/admin/integrations/sync/"
+
+
+# --- 1. runs are named after their sync ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_sync_run_page_names_its_sync_not_its_id(client_for, hubspot):
+    sync = make_sync(make_connection("hubspot", hubspot), name="Customers to HubSpot")
+    run = SyncRun.objects.create(sync=sync, trigger="manual", status="succeeded")
+    client = client_for(roles.INTEGRATION_ADMIN)
+
+    page = client.get(f"{RUNS}{run.pk}/change/").content.decode()
+    history = client.get(f"{RUNS}{run.pk}/history/").content.decode()
+
+    name = f"Run {run.pk} of Customers to HubSpot"
+    assert page_title(page).startswith(f"{name} |"), page_title(page)
+    breadcrumbs = page_text(re.search(r'<div class="breadcrumbs">(.*?)</div>', page, re.S).group(1))
+    assert breadcrumbs.strip().endswith(name), breadcrumbs
+    assert name in page_text(history)
+    assert f"of {sync.pk} " not in page_title(page) and "(succeeded)" not in page_title(page)
+
+
+@pytest.mark.django_db
+def test_a_dead_letter_page_names_its_sync_not_its_id(client_for, company_sync, hubspot):
+    bad = CompanyFactory(name="POISON")
+    hubspot.reject_values("companies", "name", "POISON", "Name is not allowed")
+    start_and_drive(company_sync)
+    letter = DeadLetter.objects.get()
+
+    page = client_for(roles.INTEGRATION_ADMIN).get(f"{LETTERS}{letter.pk}/change/")
+
+    title = page_title(page.content.decode())
+    assert title.startswith(f"Record {bad.pk} of {company_sync.name} |"), title
