@@ -10,6 +10,7 @@ must be a unique-value property (or ``email`` for contacts) [H13]; 200, or 207 w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -89,6 +90,16 @@ class HubSpot(Connector):
             raise ConnectorError(f"HubSpot {what}: {text}", kind=kind, status=400)
         self.raise_for_status(response, what)
         return response
+
+    @staticmethod
+    def error_text(response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("message"):
+            return error_message(body)[:300]
+        return Connector.error_text(response)
 
     def _observe_rate_headers(self, response) -> None:
         """[H18] X-HubSpot-RateLimit-Remaining 0: the window is spent (perhaps by another app
@@ -233,7 +244,7 @@ class HubSpot(Connector):
             outcome = Outcome.CREATED if item.get("new") else Outcome.UPDATED
             results[record.key] = RecordResult(record.key, outcome, str(item.get("id", "")))
         for error in data.get("errors", []):
-            message = error.get("message") or error.get("category") or "rejected"
+            message = error_message(error)
             code = error.get("category", "")
             for value in (error.get("context") or {}).get("ids", []):
                 record = by_value.get(_norm(match_field, value))
@@ -268,6 +279,28 @@ class HubSpot(Connector):
 
 
 _RETRYABLE = {"RATE_LIMITS", "TIMEOUT", "INTERNAL_ERROR"}
+
+
+def error_message(error: dict) -> str:
+    """One HubSpot error (a response body or an ``errors[]`` entry) as text a person reads.
+
+    A validation message embeds the per-property problems as a JSON list [H11] ("Property
+    values were not valid: [{"isValid": false, "message": "M\\u00fcnchen ...", "name":
+    "city"}]", non-ASCII escaped): they are given as "city: München ..." instead, joined by
+    "; ". Any other message is kept as it is.
+    """
+    message = str(error.get("message") or error.get("category") or "rejected")
+    head, embeds, embedded = message.partition(": [")
+    try:
+        problems = json.loads("[" + embedded) if embeds else []
+    except ValueError:
+        return message
+    parts = [
+        f"{p['name']}: {p['message']}" if p.get("name") else str(p["message"])
+        for p in problems
+        if isinstance(p, dict) and p.get("message")
+    ]
+    return f"{head}: {'; '.join(parts)}" if parts else message
 
 
 def _norm(match_field: str, value) -> str:

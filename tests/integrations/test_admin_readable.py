@@ -48,3 +48,30 @@ def test_a_dead_letter_page_names_its_sync_not_its_id(client_for, company_sync, 
 
     title = page_title(page.content.decode())
     assert title.startswith(f"Record {bad.pk} of {company_sync.name} |"), title
+
+
+# --- 2. vendor errors read as text, safely escaped ---------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_dead_letter_shows_the_vendor_error_as_readable_escaped_text(
+    client_for, company_sync, hubspot
+):
+    name = "München <b>GmbH</b>"
+    CompanyFactory(name=name)
+    refusal = f"{name} was not one of the allowed options: [Köln, Zürich]"
+    hubspot.reject_values("companies", "name", name, refusal)
+    start_and_drive(company_sync)
+    letter = DeadLetter.objects.get()
+    client = client_for(roles.INTEGRATION_ADMIN)
+
+    detail = client.get(f"{LETTERS}{letter.pk}/change/").content.decode()
+    listing = client.get(LETTERS).content.decode()
+
+    for page in (detail, listing):
+        assert "\\u00fc" not in page
+        assert "<b>GmbH</b>" not in page  # vendor text never becomes markup
+        assert "München &lt;b&gt;GmbH&lt;/b&gt; was not one of the allowed options" in page
+    # The error says which property HubSpot refused, and why; the payload what was sent.
+    assert f"Property values were not valid: name: {refusal}" in page_text(detail)
+    assert '"name": "München <b>GmbH</b>"' in page_text(detail)
