@@ -7,6 +7,7 @@ from mktintegration import roles
 from tests.page_text import page_title
 
 RUNS = "/admin/exports/exportrun/"
+SCHEDULES = "/admin/exports/exportschedule/"
 DESTINATIONS = "/admin/exports/exportdestination/"
 SECRET = "pw-SUPER-secret-4711"
 
@@ -18,3 +19,17 @@ def test_an_export_run_page_names_its_schedule(client_for, make_schedule, run_sc
     page = client_for(roles.INTEGRATION_ADMIN).get(f"{RUNS}{run.pk}/change/").content.decode()
 
     assert page_title(page).startswith(f"Run {run.pk} of Weekly clients |"), page_title(page)
+
+
+@pytest.mark.django_db
+def test_a_schedule_page_offers_object_permissions_only_to_who_may_manage_grants(
+    client, client_for, make_schedule, manager
+):
+    schedule = make_schedule()
+    client.force_login(manager)  # granted the schedule as its creator
+    page = client.get(f"{SCHEDULES}{schedule.pk}/change/").content.decode()
+    assert "Run now" in page and "Object permissions" not in page
+    assert client.get(f"{SCHEDULES}{schedule.pk}/permissions/").status_code == 403
+
+    page = client_for(roles.INTEGRATION_ADMIN).get(f"{SCHEDULES}{schedule.pk}/change/")
+    assert "Object permissions" in page.content.decode()

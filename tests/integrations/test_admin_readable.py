@@ -4,6 +4,7 @@ errors as plain text, no "Object permissions" button that leads nowhere, no "Tok
 import re
 
 import pytest
+from guardian.shortcuts import assign_perm
 
 from integrations.models import DeadLetter, SyncRun
 from mktintegration import roles
@@ -75,3 +76,55 @@ def test_a_dead_letter_shows_the_vendor_error_as_readable_escaped_text(
     # The error says which property HubSpot refused, and why; the payload what was sent.
     assert f"Property values were not valid: name: {refusal}" in page_text(detail)
     assert '"name": "München <b>GmbH</b>"' in page_text(detail)
+
+
+# --- 3. the "Object permissions" button ---------------------------------------------------------
+
+
+@pytest.fixture
+def granted_sync(hubspot, user_with_role):
+    """A sync a Marketing Manager may change (granted to them), and that manager."""
+    sync = make_sync(make_connection("hubspot", hubspot), name="Customers to HubSpot")
+    manager = user_with_role(roles.MARKETING_MANAGER)
+    for perm in ("view_sync", "change_sync"):
+        assign_perm(f"integrations.{perm}", manager, sync)
+    return sync, manager
+
+
+@pytest.mark.django_db
+def test_object_permissions_button_is_shown_only_to_who_may_manage_grants(
+    client, client_for, granted_sync
+):
+    sync, manager = granted_sync
+    client.force_login(manager)
+    assert "Object permissions" not in client.get(f"{SYNCS}{sync.pk}/change/").content.decode()
+
+    admin_client = client_for(roles.INTEGRATION_ADMIN)
+    page = admin_client.get(f"{SYNCS}{sync.pk}/change/").content.decode()
+    assert "Object permissions" in page
+    assert admin_client.get(f"{SYNCS}{sync.pk}/permissions/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_object_permissions_pages_refuse_a_manager_with_a_readable_403(client, granted_sync):
+    sync, manager = granted_sync
+    client.force_login(manager)
+
+    for url in (
+        f"{SYNCS}{sync.pk}/permissions/",
+        f"{SYNCS}{sync.pk}/permissions/user-manage/{manager.pk}/",
+        f"{SYNCS}{sync.pk}/permissions/group-manage/1/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 403, (url, response.status_code)
+        text = page_text(response.content.decode())
+        assert "You may not manage who is granted sync “Customers to HubSpot”" in text, text
+
+
+@pytest.mark.django_db
+def test_object_permissions_page_of_an_ungranted_object_answers_404(client, granted_sync, hubspot):
+    _, manager = granted_sync
+    other = make_sync(make_connection("hubspot", hubspot, name="other"), name="Not yours")
+    client.force_login(manager)
+
+    assert client.get(f"{SYNCS}{other.pk}/permissions/").status_code == 404
