@@ -1,6 +1,7 @@
 """Admin building blocks shared by the apps."""
 
 import hashlib
+from collections.abc import Callable, Iterable, Sequence
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
@@ -10,8 +11,12 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.http import Http404
 from django.utils.functional import cached_property
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 from guardian.shortcuts import assign_perm, get_objects_for_user
+
+from mktintegration.crypto import SecretsUnreadable
 
 # The "Object permissions" page lists every user's and every group's grants on an object, so
 # opening it takes both view permissions (as guardian's ReinforcedGuardedModelAdminMixin asks);
@@ -62,6 +67,24 @@ class CachedValuesListFilter(admin.AllValuesFieldListFilter):
         self.lookup_choices = cache.get_or_set(
             f"admin-filter-values:{digest}", lambda: list(values), self.cache_seconds
         )
+
+
+def secrets_status(
+    *, declared: Sequence[tuple[str, str]], stored: Callable[[], Iterable[str]]
+) -> str:
+    """Whether each declared secret (name, label) is stored, one a line: "Token: stored
+    (hidden)" or "Token: not set". Never a value; ``stored`` gives the stored names."""
+    if not declared:
+        return "none"
+    try:
+        names = set(stored())
+    except SecretsUnreadable:
+        return "unreadable with the current MKT_ENCRYPTION_KEYS"
+    return format_html_join(
+        mark_safe("<br>"),
+        "{}: {}",
+        ((label, "stored (hidden)" if name in names else "not set") for name, label in declared),
+    )
 
 
 class HiddenIs404Mixin:

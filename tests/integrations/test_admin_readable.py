@@ -128,3 +128,34 @@ def test_object_permissions_page_of_an_ungranted_object_answers_404(client, gran
     client.force_login(manager)
 
     assert client.get(f"{SYNCS}{other.pk}/permissions/").status_code == 404
+
+
+# --- 4. secrets on a read-only connection page ---------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [roles.AUDITOR, roles.MARKETING_MANAGER])
+def test_read_only_connection_page_says_the_token_is_stored_never_its_value(
+    client, user_with_role, hubspot_connection, role
+):
+    user = user_with_role(role)
+    assign_perm("integrations.view_connection", user, hubspot_connection)  # managers: a grant
+    client.force_login(user)
+
+    page = client.get(f"{CONNECTIONS}{hubspot_connection.pk}/change/").content.decode()
+
+    text = page_text(page)
+    assert "Token: stored (hidden)" in text, text
+    assert hubspot_connection.get_credentials()["token"] not in page
+    assert "None" not in text
+    assert "Api key" not in text  # Mailchimp's secret is not declared for HubSpot tokens
+
+
+@pytest.mark.django_db
+def test_read_only_connection_page_says_a_missing_token_is_not_set(client_for, hubspot_connection):
+    hubspot_connection.set_credentials({})
+    hubspot_connection.save()
+
+    page = client_for(roles.AUDITOR).get(f"{CONNECTIONS}{hubspot_connection.pk}/change/")
+
+    assert "Token: not set" in page_text(page.content.decode())
