@@ -30,9 +30,13 @@ from exports.services import (
     export_schedule_save,
     run_download_log,
 )
-from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
+from mktintegration.admin_base import (
+    HiddenIs404Mixin,
+    ObjectPermissionAdmin,
+    ReadOnlyAdmin,
+    secrets_status,
+)
 from mktintegration.api_auth import client_address
-from mktintegration.crypto import SecretsUnreadable
 
 
 @admin.register(ExportDestination)
@@ -97,11 +101,11 @@ class ExportDestinationAdmin(admin.ModelAdmin):
     def stored_secrets(self, obj):
         if obj is None or obj.pk is None:
             return "none"
-        try:
-            names = destination_secret_names(obj)
-        except SecretsUnreadable:
-            return "unreadable with the current MKT_ENCRYPTION_KEYS"
-        return ", ".join(f"{name} (set)" for name in names) or "none"
+        labels = ExportDestinationForm.base_fields
+        return secrets_status(
+            declared=[(n, labels[n].label) for n in destination_type(obj.kind).secret_fields],
+            stored=lambda: destination_secret_names(obj),
+        )
 
     def save_model(self, request, obj, form, change):
         export_destination_save(

@@ -263,4 +263,4 @@ class ExportRun(models.Model):
         ]
 
     def __str__(self):
-        return f"run {self.pk} of {self.schedule} ({self.status})"
+        return f"Run {self.pk} of {self.schedule.name}"

@@ -51,14 +51,18 @@ class ConnectionAdmin(ObjectPermissionAdmin):
     actions = ["test_connections"]
     creator_perms = ("test_connection",)
 
+    @staticmethod
+    def may_edit_credentials(request) -> bool:
+        # Credentials are for Integration Admins (the model-level change permission).
+        return request.user.has_perm("integrations.change_connection")
+
     @admin.display(description="regions")
     def regions(self, obj):
         return ", ".join(obj.allowed_regions or []) or "all"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
-        # Credentials are for Integration Admins (the model-level change permission).
-        may_edit_credentials = request.user.has_perm("integrations.change_connection")
+        may_edit_credentials = self.may_edit_credentials(request)
 
         class Form(form):
             def __init__(self, *args, **inner):
@@ -67,12 +71,22 @@ class ConnectionAdmin(ObjectPermissionAdmin):
         return Form
 
     def get_fields(self, request, obj=None):
-        return [
-            *ConnectionForm.Meta.fields,
-            *self._secret_fields(),
-            "clear_credentials",
-            *self.readonly_fields,
-        ]
+        # Who may edit credentials gets the write-only inputs; anyone else sees only whether
+        # each secret of the connection's auth kind is stored.
+        if self.may_edit_credentials(request):
+            secrets = [*self._secret_fields(), "clear_credentials"]
+        else:
+            secrets = ["credentials"]
+        return [*ConnectionForm.Meta.fields, *secrets, *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "credentials")
+
+    @admin.display(description="credentials")
+    def credentials(self, obj):
+        from integrations.forms import credentials_status
+
+        return credentials_status(obj)
 
     @staticmethod
     def _secret_fields():

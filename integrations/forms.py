@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.forms.utils import pretty_name
 
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
@@ -12,6 +13,7 @@ from integrations.errors import ConnectorError
 from integrations.mapping import MappingError, template_fields
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.services import sync_destination_fields, sync_validate
+from mktintegration.admin_base import secrets_status
 
 
 def _secret_names() -> list[str]:
@@ -20,6 +22,17 @@ def _secret_names() -> list[str]:
         for fields in connector.secret_fields.values():
             names += [f for f in fields if f not in names]
     return names
+
+
+def credentials_status(connection: Connection | None) -> str:
+    """Whether each secret the connection's auth kind declares is stored ("Token: stored
+    (hidden)"), for who may see the connection but not edit its credentials."""
+    connector = REGISTRY.get(connection.vendor) if connection else None
+    names = connector.secret_fields.get(connection.auth_kind, ()) if connector else ()
+    return secrets_status(
+        declared=[(name, pretty_name(name)) for name in names],
+        stored=connection.get_credentials if connection else dict,
+    )
 
 
 class ConnectionForm(forms.ModelForm):

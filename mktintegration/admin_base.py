@@ -1,15 +1,29 @@
 """Admin building blocks shared by the apps."""
 
 import hashlib
+from collections.abc import Callable, Iterable, Sequence
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
 from django.http import Http404
 from django.utils.functional import cached_property
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 from guardian.shortcuts import assign_perm, get_objects_for_user
+
+from mktintegration.crypto import SecretsUnreadable
+
+# The "Object permissions" page lists every user's and every group's grants on an object, so
+# opening it takes both view permissions (as guardian's ReinforcedGuardedModelAdminMixin asks);
+# its user and group pages change grants.
+GRANTS_VIEW = ("guardian.view_userobjectpermission", "guardian.view_groupobjectpermission")
+GRANTS_CHANGE_USER = ("guardian.change_userobjectpermission",)
+GRANTS_CHANGE_GROUP = ("guardian.change_groupobjectpermission",)
 
 # Below this many rows an exact COUNT(*) is cheap; above it PostgreSQL's estimate is used
 # for an unfiltered list (filters and searches still count exactly).
@@ -55,6 +69,24 @@ class CachedValuesListFilter(admin.AllValuesFieldListFilter):
         )
 
 
+def secrets_status(
+    *, declared: Sequence[tuple[str, str]], stored: Callable[[], Iterable[str]]
+) -> str:
+    """Whether each declared secret (name, label) is stored, one a line: "Token: stored
+    (hidden)" or "Token: not set". Never a value; ``stored`` gives the stored names."""
+    if not declared:
+        return "none"
+    try:
+        names = set(stored())
+    except SecretsUnreadable:
+        return "unreadable with the current MKT_ENCRYPTION_KEYS"
+    return format_html_join(
+        mark_safe("<br>"),
+        "{}: {}",
+        ((label, "stored (hidden)" if name in names else "not set") for name, label in declared),
+    )
+
+
 class HiddenIs404Mixin:
     """An id outside the admin's queryset (not granted, or not there) answers 404.
 
@@ -90,8 +122,11 @@ class ObjectPermissionAdmin(HiddenIs404Mixin, ReinforcedGuardedModelAdminMixin, 
     anyone else sees only the objects they hold an object grant on (django-guardian), and
     opening any other by id answers 404, so ids do not leak. Whoever creates an object is
     granted it (``creator_perms``). The "Object permissions" page grants and revokes per user
-    or group.
+    or group; its button is shown to who may use it, and anyone else opening it gets a 403
+    saying so (guardian would send them to the index without a word).
     """
+
+    change_form_template = "admin/object_permission_change_form.html"
 
     user_can_access_permitted_objects_only = True
     permitted_objects_any_perm = True
@@ -161,6 +196,39 @@ class ObjectPermissionAdmin(HiddenIs404Mixin, ReinforcedGuardedModelAdminMixin, 
                 assign_perm(self._perm(codename), request.user, obj)
             for codename in self.creator_perms:
                 assign_perm(f"{self.opts.app_label}.{codename}", request.user, obj)
+
+    # --- the "Object permissions" pages ---------------------------------------------------------
+    def has_grants_permission(self, request, obj, perms=GRANTS_VIEW) -> bool:
+        """Whether the user may manage who is granted ``obj``: change it, and hold ``perms``."""
+        user = request.user
+        return all(user.has_perm(perm) for perm in perms) and self.has_change_permission(
+            request, obj
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["may_manage_grants"] = obj is not None and self.has_grants_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _grants_check(self, request, object_pk, perms) -> None:
+        obj = self.get_object(request, unquote(object_pk))  # an id one may not see: 404
+        if not self.has_grants_permission(request, obj, perms):
+            raise PermissionDenied(
+                f"You may not manage who is granted {self.opts.verbose_name} “{obj}”: that "
+                "takes the permissions to view and change object permissions (Integration "
+                "Admins hold them)."
+            )
+
+    def obj_perms_manage_view(self, request, object_pk):
+        self._grants_check(request, object_pk, GRANTS_VIEW)
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        self._grants_check(request, object_pk, GRANTS_CHANGE_USER)
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        self._grants_check(request, object_pk, GRANTS_CHANGE_GROUP)
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
 
     def get_object(self, request, object_id, from_field=None):
         # An id one may not see answers 404 before any permission check: a 403 would tell

@@ -8,6 +8,7 @@ The actor is looked up only when a task actually changes an audited model.
 
 from __future__ import annotations
 
+import atexit
 from contextlib import ExitStack
 
 from celery import signals
@@ -58,8 +59,11 @@ _beat_context = ExitStack()
 
 def _beat_started(**kwargs):
     # Beat writes PeriodicTask rows (e.g. the built-in schedule on start): as the system actor,
-    # for the life of the beat thread.
+    # for the life of the beat process. The context is closed at exit, while the interpreter
+    # still works: left to the garbage collector at shutdown, closing it raises "ImportError:
+    # sys.meta_path is None" (a traceback on every Ctrl-C).
     _beat_context.enter_context(audit_actor(_system_actor()))
+    atexit.register(_beat_context.close)
 
 
 def connect() -> None:

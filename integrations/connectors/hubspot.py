@@ -10,6 +10,7 @@ must be a unique-value property (or ``email`` for contacts) [H13]; 200, or 207 w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -96,6 +97,16 @@ class HubSpot(Connector):
             raise ConnectorError(f"HubSpot {what}: {text}", kind=kind, status=400)
         self.raise_for_status(response, what)
         return response
+
+    @staticmethod
+    def error_text(response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("message"):
+            return error_message(body)[:300]
+        return Connector.error_text(response)
 
     def _observe_rate_headers(self, response) -> None:
         """[H18] X-HubSpot-RateLimit-Remaining 0: the window is spent (perhaps by another app
@@ -242,7 +253,7 @@ class HubSpot(Connector):
             outcome = Outcome.CREATED if item.get("new") else Outcome.UPDATED
             results[record.key] = RecordResult(record.key, outcome, str(item.get("id", "")))
         for error in data.get("errors", []):
-            message = error.get("message") or error.get("category") or "rejected"
+            message = error_message(error)
             code = error.get("category", "")
             context = error.get("context") or {}
             named = [by_trace.get(t) for t in context.get("objectWriteTraceId") or ()]
@@ -297,6 +308,28 @@ def _kind(object_name: str, item: dict) -> str:
     if kind == ValueKind.CHOICE and item.get("fieldType") == "checkbox":
         return ValueKind.CHOICES
     return kind
+
+
+def error_message(error: dict) -> str:
+    """One HubSpot error (a response body or an ``errors[]`` entry) as text a person reads.
+
+    A validation message embeds the per-property problems as a JSON list [H11] ("Property
+    values were not valid: [{"isValid": false, "message": "M\\u00fcnchen ...", "name":
+    "city"}]", non-ASCII escaped): they are given as "city: München ..." instead, joined by
+    "; ". Any other message is kept as it is.
+    """
+    message = str(error.get("message") or error.get("category") or "rejected")
+    head, embeds, embedded = message.partition(": [")
+    try:
+        problems = json.loads("[" + embedded) if embeds else []
+    except ValueError:
+        return message
+    parts = [
+        f"{p['name']}: {p['message']}" if p.get("name") else str(p["message"])
+        for p in problems
+        if isinstance(p, dict) and p.get("message")
+    ]
+    return f"{head}: {'; '.join(parts)}" if parts else message
 
 
 def _norm(match_field: str, value) -> str:

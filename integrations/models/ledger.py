@@ -59,7 +59,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.sync_id}:{self.record_key} {self.status}"
+        return f"Record {self.record_key} of {self.sync.name}"
 
 
 class DeadLetterStatus(models.TextChoices):
@@ -96,4 +96,4 @@ class DeadLetter(models.Model):
         indexes = [models.Index(fields=["sync", "status"], name="deadletter_status_idx")]
 
     def __str__(self):
-        return f"{self.sync_id}:{self.record_key} ({self.status})"
+        return f"Record {self.record_key} of {self.sync.name}"

@@ -89,7 +89,8 @@ class SyncRun(models.Model):
         ]
 
     def __str__(self):
-        return f"run {self.pk} of {self.sync_id} ({self.status})"
+        # The page title, breadcrumbs and history of a run: "Run 8 of Customers to HubSpot".
+        return f"Run {self.pk} of {self.sync.name}"
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in BUCKETS}
