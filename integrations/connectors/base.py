@@ -17,6 +17,7 @@ so a new vendor fits without engine changes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -87,6 +88,9 @@ class RecordResult:
     message: str = ""
     code: str = ""
     job_ref: str = ""
+    # When the vendor says it created the record, if its answer says (HubSpot createdAt):
+    # tells "updated" after a lost first answer from a record that was there before us.
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

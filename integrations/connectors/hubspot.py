@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from django.utils.dateparse import parse_datetime
+
 from integrations.connectors import register
 from integrations.connectors.base import (
     Connector,
@@ -251,7 +253,9 @@ class HubSpot(Connector):
             if record is None:
                 continue
             outcome = Outcome.CREATED if item.get("new") else Outcome.UPDATED
-            results[record.key] = RecordResult(record.key, outcome, str(item.get("id", "")))
+            results[record.key] = RecordResult(
+                record.key, outcome, str(item.get("id", "")), created_at=_moment(item)
+            )
         for error in data.get("errors", []):
             message = error_message(error)
             code = error.get("category", "")
@@ -330,6 +334,14 @@ def error_message(error: dict) -> str:
         if isinstance(p, dict) and p.get("message")
     ]
     return f"{head}: {'; '.join(parts)}" if parts else message
+
+
+def _moment(item: dict) -> datetime | None:
+    """The object's ``createdAt`` [H11], when HubSpot gives one."""
+    try:
+        return parse_datetime(str(item.get("createdAt") or "")) or None
+    except ValueError:
+        return None
 
 
 def _norm(match_field: str, value) -> str:

@@ -17,6 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.dateparse import parse_datetime
 
 from integrations.connectors import register
 from integrations.connectors.base import (
@@ -206,7 +209,7 @@ class Mailchimp(Connector):
                 update_existing=False,
                 idempotency_key=idempotency_key,
             )
-            for record, outcome, message, code in _outcomes(unknown, first):
+            for record, outcome, message, code, _ in _outcomes(unknown, first):
                 if code in _EXISTS_CODES or "already a list member" in message:
                     if mode == "create_only":
                         results[record.key] = RecordResult(
@@ -229,9 +232,14 @@ class Mailchimp(Connector):
                 update_existing=True,
                 idempotency_key=idempotency_key,
             )
-            for record, outcome, message, code in _outcomes(known, second):
+            for record, outcome, message, code, opted_in in _outcomes(known, second):
                 results[record.key] = RecordResult(
-                    record.key, outcome, subscriber_hash(record.match_value), message, code
+                    record.key,
+                    outcome,
+                    subscriber_hash(record.match_value),
+                    message,
+                    code,
+                    created_at=opted_in,
                 )
         elif known:
             for record in known:
@@ -306,26 +314,36 @@ def _text(value) -> str:
     return str(value)
 
 
+def _opted_in(member: dict) -> datetime | None:
+    """When the member was subscribed (``timestamp_opt`` [M10]): for a member our sync added as
+    subscribed, its creation time; Mailchimp keeps no other creation time."""
+    try:
+        return parse_datetime(str(member.get("timestamp_opt") or "")) or None
+    except ValueError:
+        return None
+
+
 def _outcomes(records: list[OutRecord], data: dict):
-    """Pair each record with Mailchimp's answer for its e-mail address."""
+    """Pair each record with Mailchimp's answer for its e-mail address:
+    (record, outcome, message, code, when it was opted in)."""
     by_email = {r.match_value.lower(): r for r in records}
     seen = set()
     for member in data.get("new_members", []):
         record = by_email.get(str(member.get("email_address", "")).lower())
         if record and record.key not in seen:
             seen.add(record.key)
-            yield record, Outcome.CREATED, "", ""
+            yield record, Outcome.CREATED, "", "", _opted_in(member)
     for member in data.get("updated_members", []):
         record = by_email.get(str(member.get("email_address", "")).lower())
         if record and record.key not in seen:
             seen.add(record.key)
-            yield record, Outcome.UPDATED, "", ""
+            yield record, Outcome.UPDATED, "", "", _opted_in(member)
     for error in data.get("errors", []):
         record = by_email.get(str(error.get("email_address", "")).lower())
         if record and record.key not in seen:
             seen.add(record.key)
             message = str(error.get("error") or "rejected")[:500]
-            yield record, Outcome.REJECTED, message, str(error.get("error_code") or "")
+            yield record, Outcome.REJECTED, message, str(error.get("error_code") or ""), None
     for record in records:
         if record.key not in seen:
-            yield record, Outcome.RETRY, "Mailchimp did not report this member", ""
+            yield record, Outcome.RETRY, "Mailchimp did not report this member", "", None

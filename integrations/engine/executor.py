@@ -228,10 +228,12 @@ class BatchDelivery:
         return self.result
 
     def _record_intent(self, sending) -> None:
-        """Note each write's idempotency key; before a create-only write, commit the intent
-        first, so a retry after a crash looks the record up instead of creating it again.
-        (Upserts on a unique key need no such note: writing twice cannot duplicate.)"""
+        """Note each write's idempotency key; before a write that may create a record, commit
+        the intent and its time first. After a crash a create-only sync looks the record up
+        instead of creating it again, and any sync can tell from the vendor's creation time
+        that the record it finds was created by its own lost write (ADR 0003)."""
         first_writes = []
+        now = timezone.now()
         for entry, decision in sending:
             entry.idempotency_key = idempotency_key(
                 self.sync.pk, entry.record_key, decision.payload_hash
@@ -239,9 +241,12 @@ class BatchDelivery:
             entry.sent_hash = decision.payload_hash
             if not entry.payload_hash and entry.status != LedgerStatus.INTENT_CREATE:
                 entry.status = LedgerStatus.INTENT_CREATE
+                entry.intent_at = entry.intent_at or now
                 first_writes.append(entry)
-        if self.sync.mode == "create_only":
-            rows_update(LedgerEntry, first_writes, ["idempotency_key", "sent_hash", "status"])
+        if first_writes:
+            rows_update(
+                LedgerEntry, first_writes, ["idempotency_key", "sent_hash", "status", "intent_at"]
+            )
 
     # --- delete ------------------------------------------------------------------------------
     def _delete(self, connector) -> dict[str, RecordResult]:
@@ -385,6 +390,8 @@ class BatchDelivery:
 
     def _apply(self, entry, result, decision, now, counts, dead_letters, exhausted) -> None:
         outcome = result.outcome
+        if outcome == Outcome.UPDATED and _created_by_lost_write(entry, result):
+            outcome = Outcome.CREATED
         if outcome in (Outcome.CREATED, Outcome.UPDATED):
             counts[outcome.value] += 1
             entry.status = LedgerStatus.SYNCED
@@ -466,6 +473,21 @@ def connection_mark_failed(connection, *, auth: bool, message: str) -> None:
         status=ConnectionStatus.AUTH_FAILED if auth else ConnectionStatus.FAILING,
         last_error=message[:2000],
         last_checked_at=timezone.now(),
+    )
+
+
+def _created_by_lost_write(entry, result: RecordResult) -> bool:
+    """An "updated" answer for a record this sync never had confirmed, which the vendor says
+    it created after our first write to it was sent: that write created it and its answer was
+    lost (a crash, a dropped connection). Without the vendor's creation time, or for a record
+    older than our intent, it stays "updated": never claim, and later archive, what we cannot
+    show we created. (No margin for clock skew: a vendor clock behind ours errs that way.)"""
+    return bool(
+        not entry.payload_hash
+        and not entry.created_by_sync
+        and entry.intent_at is not None
+        and result.created_at is not None
+        and result.created_at >= entry.intent_at
     )
 
 

@@ -45,6 +45,10 @@ class LedgerEntry(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=64, blank=True)
+    # When a write that may create this record was first sent. A later answer "updated" for a
+    # record created after this moment (the vendor's own creation time) was created by us: its
+    # first answer was lost (a crash), not the record pre-existing.
+    intent_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     synced_at = models.DateTimeField(null=True, blank=True)
 

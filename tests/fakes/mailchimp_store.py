@@ -127,6 +127,8 @@ class Member:
     status: str
     merge_fields: dict[str, Any] = field(default_factory=dict)
     last_changed: str = field(default_factory=now_iso)
+    # When the member was subscribed [M10]: set when its status becomes subscribed.
+    timestamp_opt: str = ""
     email_type: str = "html"
     language: str = ""
     vip: bool = False
@@ -156,6 +158,8 @@ class Member:
             "tags_count": len(self.tags),
             "tags": [{"id": i + 1, "name": tag} for i, tag in enumerate(self.tags)],
             "last_changed": self.last_changed,
+            "timestamp_signup": "",
+            "timestamp_opt": self.timestamp_opt,
             "list_id": audience.id,
         }
 
@@ -292,6 +296,8 @@ class Audience:
                 ),
             )
         if status:
+            if status == "subscribed" and member.status != "subscribed":
+                member.timestamp_opt = now_iso()
             member.status = status
         member.merge_fields.update(data.get("merge_fields") or {})
         member.interests.update(data.get("interests") or {})

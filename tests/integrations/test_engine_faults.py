@@ -421,3 +421,32 @@ def test_each_vendor_request_gets_its_own_retry_allowance(hubspot, hubspot_conne
     assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 500, 0)
     assert SyncBatch.objects.get(run=run).attempt <= 1
     assert hubspot.pending_faults == 0
+
+
+@pytest.mark.django_db
+def test_a_record_created_by_a_write_whose_answer_was_lost_counts_as_ours(
+    hubspot, hubspot_connection
+):
+    """The write lands at HubSpot and the connection drops: the retry hears "not new", yet the
+    vendor's creation time shows our first write made it, so mirror may archive it later."""
+    sync = make_sync(
+        hubspot_connection, mode="mirror", mirror_max_delete_share=1, filters={"country": "DE"}
+    )
+    companies = CompanyFactory.create_batch(150, country="DE")
+    theirs = CompanyFactory(country="DE")
+    hubspot.add_object("companies", {"external_id": theirs.external_id, "name": "theirs"})
+    hubspot.drop_next(1, apply_first=True, path_contains="batch/upsert")
+
+    first = start_and_drive(sync)
+
+    assert (first.created, first.updated) == (150, 1), first.counts()
+    for company in [*companies, theirs]:
+        company.country = "FR"
+        company.save()
+    second = start_and_drive(sync)
+
+    assert second.deleted == 150
+    archived = {
+        o["properties"]["external_id"] for o in hubspot.objects("companies") if o["archived"]
+    }
+    assert archived == {c.external_id for c in companies}  # never the record that was theirs

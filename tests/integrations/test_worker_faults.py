@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.utils import timezone
 
 from integrations.engine.runs import runs_reap
 from integrations.models import LedgerEntry, RunStatus, SyncBatch, SyncRun
@@ -60,3 +61,57 @@ def test_worker_killed_mid_run_loses_nothing_and_creates_nothing_twice(
     assert max(o["created_count"] for o in stored.values()) == 1  # none created twice
     assert set(LedgerEntry.objects.filter(sync=sync).values_list("status", flat=True)) == {"synced"}
     assert hubspot.violations == []
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_mirror_sync_killed_mid_run_still_knows_what_it_created(
+    celery_worker, hubspot, settings
+):
+    settings.MKT_RUN_STALE_SECONDS = 2
+    companies = CompanyFactory.create_batch(1_200, country="DE")  # three tasks
+    sync = make_sync(
+        make_connection("hubspot", hubspot),
+        mode="mirror",
+        mirror_max_delete_share=1,
+        filters={"country": "DE"},
+    )
+    # Writes land at once and are answered late: the kill hits a write HubSpot applied.
+    hubspot.delay_next(1_000, 0.4, apply_first=True)
+
+    run = sync_run_start(sync=sync, trigger="manual")
+    wait_for(
+        lambda: SyncBatch.objects.filter(run=run, status=BatchStatus.DONE).count() >= 1,
+        timeout=120,
+        what="a quarter of the run to be delivered",
+    )
+    celery_worker.kill()
+    replacement = WorkerProcess(name="replacement").start()
+    try:
+        time.sleep(settings.MKT_RUN_STALE_SECONDS + 1)
+        runs_reap()
+        wait_for(
+            lambda: SyncRun.objects.get(pk=run.pk).status not in ("delivering", "planning"),
+            timeout=180,
+            what="the interrupted run to finish",
+        )
+        run.refresh_from_db()
+        # Every record left the sync's filter: mirror archives all it created.
+        CompanyFactory._meta.model.objects.filter(pk__in=[c.pk for c in companies]).update(
+            country="FR", updated_at=timezone.now()
+        )
+        cleanup = sync_run_start(sync=sync, trigger="manual")
+        wait_for(
+            lambda: SyncRun.objects.get(pk=cleanup.pk).status in ("succeeded", "partial"),
+            timeout=120,
+            what="the mirror run to finish",
+        )
+    finally:
+        replacement.stop()
+
+    cleanup.refresh_from_db()
+    assert hubspot.pending_faults < 1_000  # the kill did hit writes in flight
+    assert (run.status, run.created, run.updated) == (RunStatus.SUCCEEDED, 1_200, 0), run.counts()
+    assert cleanup.deleted == 1_200, cleanup.counts()
+    stored = hubspot.objects("companies")
+    assert len(stored) == 1_200 and all(o["archived"] for o in stored)
