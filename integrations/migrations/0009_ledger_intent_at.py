@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0008_batch_splits'),
+        ("integrations", "0008_batch_splits"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='ledgerentry',
-            name='intent_at',
+            model_name="ledgerentry",
+            name="intent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -65,9 +65,7 @@ def test_worker_killed_mid_run_loses_nothing_and_creates_nothing_twice(
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_mirror_sync_killed_mid_run_still_knows_what_it_created(
-    celery_worker, hubspot, settings
-):
+def test_a_mirror_sync_killed_mid_run_still_knows_what_it_created(celery_worker, hubspot, settings):
     settings.MKT_RUN_STALE_SECONDS = 2
     companies = CompanyFactory.create_batch(1_200, country="DE")  # three tasks
     sync = make_sync(
