@@ -15,8 +15,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path, reverse
 
-from audit.context import client_address
-from audit.models import Channel, Outcome
+from audit.models import Outcome
+from audit.pages import admin_actor
 from audit.services import access_log_write
 
 # A cell starting with one of these would be run as a formula by a spreadsheet.
@@ -96,14 +96,11 @@ class CsvDownloadAdminMixin:
     def download_view(self, request):
         started = time.monotonic()
         log = {
-            "channel": Channel.ADMIN,
-            "actor": f"user:{request.user.get_username()}",
-            "user_id": request.user.pk,
+            **admin_actor(request),
             "dataset": f"audit:{self.opts.model_name}",
             "format": "csv",
             "filters": {key: ",".join(request.GET.getlist(key)) for key in request.GET},
             "fields": [header for header, _ in self.csv_columns],
-            "client_address": client_address(request),
         }
         if not self.has_download_permission(request):
             access_log_write(**log, outcome=Outcome.DENIED, status_code=403)

@@ -1,22 +1,20 @@
-"""Append-only, hash-chained logs: every data read (AccessLog) and every vendor request
-(OutboundLog).
+"""Append-only, hash-chained logs: every data read (AccessLog), every vendor request
+(OutboundLog) and every change-history entry (ChangeHistoryLink, one per django-auditlog entry).
 
 Rows are only ever inserted. The ORM refuses update and delete (queryset and instance), and on
-PostgreSQL a trigger refuses them too (migration 0002). Each row stores the hash of the row
-before it and its own hash over its content, so ``python manage.py verify_audit`` finds the
-first row that was altered or removed behind the application's back.
+PostgreSQL a trigger refuses them too (migrations 0002 and 0006). Each row stores the hash of
+the row before it and its own hash over its content, and each chain's head (length, last row,
+its hash) is kept apart from the rows in ChainAnchor, signed with a key the database does not
+hold; so ``python manage.py verify_audit`` finds the first row that was altered or removed
+behind the application's back, and rows removed from the end.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC, datetime
-
 from django.db import models
 from django.utils import timezone
 
-GENESIS = "0" * 64
+from audit.chain import row_canonical, sha256
 
 
 class AppendOnlyError(Exception):
@@ -44,6 +42,8 @@ class ChainedLog(models.Model):
     row_hash = models.CharField(max_length=64, editable=False)
 
     hashed_fields: tuple[str, ...] = ()
+    # The chain's name in ChainAnchor and in verify_audit's report.
+    chain: str = ""
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
@@ -65,24 +65,21 @@ class ChainedLog(models.Model):
 
     def canonical(self) -> str:
         """The row's content as canonical JSON: what the hash covers."""
-        payload = {"at": _utc(self.at), "prev": self.prev_hash}
-        for name in self.hashed_fields:
-            value = getattr(self, name)
-            payload[name] = _utc(value) if isinstance(value, datetime) else value
-        return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return row_canonical(
+            at=self.at,
+            prev_hash=self.prev_hash,
+            values=((name, getattr(self, name)) for name in self.hashed_fields),
+        )
 
     def compute_hash(self) -> str:
-        return hashlib.sha256(self.canonical().encode()).hexdigest()
-
-
-def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+        return sha256(self.canonical())
 
 
 class Channel(models.TextChoices):
     API = "api", "API"
     FILE = "file", "Scheduled file"
-    ADMIN = "admin", "Admin download"
+    ADMIN = "admin", "Admin page or download"
+    PREVIEW = "preview", "Sync preview"
     SYNC = "sync", "Sync"
 
 
@@ -132,6 +129,8 @@ class AccessLog(ChainedLog):
         "detail",
     )
 
+    chain = "access"
+
     class Meta(ChainedLog.Meta):
         permissions = [("download_accesslog", "Can download the access log as CSV")]
         indexes = [models.Index(fields=["actor"], name="accesslog_actor_idx")]
@@ -167,11 +166,60 @@ class OutboundLog(ChainedLog):
         "error",
     )
 
+    chain = "outbound"
+
     class Meta(ChainedLog.Meta):
         permissions = [("download_outboundlog", "Can download the outbound log as CSV")]
 
     def __str__(self):
         return f"{self.method} {self.host}{self.path} -> {self.status}"
+
+
+class ChangeHistoryLink(ChainedLog):
+    """The chain over django-auditlog's change history: one link per LogEntry, written in the
+    same transaction as the entry when there is one (audit.services.change_history_link).
+
+    ``entry_hash`` is the SHA-256 of the entry's content (audit.chain.ENTRY_FIELDS), so editing
+    an entry no longer matches its link, and removing one leaves a link without its entry.
+    ``actor_id`` and ``actor`` are the actor as recorded (deleting a user empties the entry's
+    actor; the link still names them).
+    """
+
+    entry_id = models.BigIntegerField(unique=True)
+    entry_hash = models.CharField(max_length=64)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+
+    hashed_fields = ("entry_id", "entry_hash", "actor_id", "actor")
+    chain = "change history"
+
+    class Meta(ChainedLog.Meta):
+        default_permissions = ()
+
+    def __str__(self):
+        return f"change history entry {self.entry_id}"
+
+
+class ChainAnchor(models.Model):
+    """The signed head of one chain, kept apart from its rows: how many rows the chain has,
+    the last one's id and hash, and an HMAC over them under ``settings.MKT_AUDIT_KEYS``.
+
+    Updated in the same transaction as every append (one UPSERT). Rows removed from the end
+    leave the chain shorter than its anchor; someone who can write the database but does not
+    hold the key cannot sign a new head (see docs/security.md, "What the chains prove").
+    """
+
+    chain = models.CharField(max_length=32, primary_key=True)
+    length = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    last_hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self):
+        return f"{self.chain}: {self.length} rows up to row {self.last_id}"
 
 
 class ChangeHistory(models.Model):

@@ -33,6 +33,8 @@ def _bench_env() -> dict[str, str]:
     env.setdefault("DEBUG", "0")
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
     env.setdefault("MKT_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    # A fixed bench-only key, so the audit anchors of a reused bench database keep verifying.
+    env.setdefault("MKT_AUDIT_KEYS", "bench-only-audit-key-not-for-production-0123456789")
     env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     env.setdefault("SECURE_SSL_REDIRECT", "0")
     env.setdefault("MKT_EXPORT_RATE", "100000/min")

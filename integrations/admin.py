@@ -14,7 +14,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from guardian.shortcuts import get_objects_for_user
 
+from audit.context import client_address
+from audit.pages import AccessLoggedAdminMixin
 from integrations import services
+from integrations.engine.access import preview_refused_log
 from integrations.forms import ConnectionForm, FieldMappingForm, MappingFormSet, SyncForm
 from integrations.models import (
     Connection,
@@ -234,10 +237,15 @@ class SyncAdmin(ObjectPermissionAdmin):
     @admin.action(description="Preview (plan only, nothing sent)", permissions=["preview"])
     def preview(self, request, queryset):
         syncs = _allowed(request, queryset, "integrations.preview_sync", "preview")
+        address = client_address(request)
+        for sync in set(queryset) - set(syncs):
+            preview_refused_log(sync=sync, user=request.user, client_address=address)
         previews = []
         for sync in syncs:
             try:
-                previews.append(services.sync_preview(sync=sync, user=request.user))
+                previews.append(
+                    services.sync_preview(sync=sync, user=request.user, client_address=address)
+                )
             except (ValidationError, KeyError, ValueError) as exc:
                 self.message_user(request, f"{sync.name}: cannot plan: {exc}", messages.ERROR)
                 continue
@@ -332,7 +340,10 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(AccessLoggedAdminMixin, ReadOnlyAdmin):
+    # A dead letter's page shows its payload (personal data): each view is access-logged.
+    access_log_dataset = "integrations:deadletter"
+    access_log_changelist = False
     list_display = ("id", "sync", "record_key", "error", "attempts", "status", "created_at")
     list_filter = ("status", "sync")
     search_fields = ("=record_key", "error")
@@ -347,6 +358,13 @@ class DeadLetterAdmin(ReadOnlyAdmin):
                 user, "integrations.replay_deadletters", klass=Sync, accept_global_perms=False
             ).exists()
         )
+
+    def access_log_object(self, request, obj):
+        return {
+            "fields": sorted(obj.payload) if isinstance(obj.payload, dict) else [],
+            "detail": f"ids: {obj.pk}; sync {obj.sync_id} ({obj.sync.dataset}), record "
+            f"{obj.record_key}",
+        }
 
     @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay(self, request, queryset):

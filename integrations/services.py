@@ -8,12 +8,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import Outcome
 from exports.backbone.router import backbone_alias
 from exports.datasets import DATASETS
 from exports.query import ExportInputError, export_query_parse
 from exports.selectors import filter_values_unmatched
 from integrations.connectors import REGISTRY
 from integrations.connectors.values import value_map_problems
+from integrations.engine.access import plan_access_log
 from integrations.engine.planner import Planner
 from integrations.engine.runs import _dispatch_run, sync_pause
 from integrations.errors import ConnectorError
@@ -257,8 +259,9 @@ def sync_run_start(*, sync: Sync, trigger: str, user=None, full: bool = False) -
     return run
 
 
-def sync_preview(*, sync: Sync, user=None) -> SyncRun:
-    """Plan without writing or sending: counts per bucket and the first payloads."""
+def sync_preview(*, sync: Sync, user=None, client_address: str | None = None) -> SyncRun:
+    """Plan without writing or sending: counts per bucket and the first payloads. The records
+    shown are access-logged (integrations.engine.access)."""
     run = SyncRun(
         sync=sync,
         trigger=Trigger.PREVIEW,
@@ -267,7 +270,14 @@ def sync_preview(*, sync: Sync, user=None) -> SyncRun:
         config_version=sync.config_version,
         started_at=timezone.now(),
     )
-    result = Planner(run, dry_run=True).plan()
+    planner = Planner(run, dry_run=True)
+    started = time.monotonic()
+    log = {"planner": planner, "started": started, "user": user, "client_address": client_address}
+    try:
+        result = planner.plan()
+    except Exception:
+        plan_access_log(**log, outcome=Outcome.ERROR, preview_shown=0)
+        raise
     run.planned = result.planned
     for bucket, count in result.counts.items():
         if bucket != "would_send":
@@ -275,6 +285,7 @@ def sync_preview(*, sync: Sync, user=None) -> SyncRun:
     run.preview = {"would_send": result.counts.get("would_send", 0), "records": result.preview}
     run.finished_at = timezone.now()
     run.save()
+    plan_access_log(**log, outcome=Outcome.OK, preview_shown=len(result.preview))
     return run
 
 

@@ -58,6 +58,22 @@ for _index, _key in enumerate(MKT_ENCRYPTION_KEYS):
             "Fernet; print(Fernet.generate_key().decode())'`)."
         ) from exc
 
+# Keys signing the audit chains' anchors (docs/security.md#audit-trail), comma-separated, newest
+# first: the first signs, all verify (rotation: put a new key first, keep the old ones after it).
+MKT_AUDIT_KEYS = [
+    key.strip()
+    for key in env_secret(
+        "MKT_AUDIT_KEYS", debug=DEBUG, demo_file=DATA_DIR / "audit_key", generate=random_secret_key
+    ).split(",")
+    if key.strip()
+]
+for _index, _key in enumerate(MKT_AUDIT_KEYS):
+    if len(_key) < 32:
+        raise ImproperlyConfigured(
+            f"MKT_AUDIT_KEYS entry {_index + 1} is too short: use at least 32 random characters "
+            "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+        )
+
 _local_hosts = ["127.0.0.1", "localhost", "[::1]"]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", _local_hosts if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:

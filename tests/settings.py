@@ -12,6 +12,7 @@ _TEST_DEFAULTS = {
     "SECRET_KEY": "test-only-secret-key-not-for-production-0123456789abcdefghijklmnop",
     # A fixed test-only Fernet key, so encrypted fixtures stay readable between runs.
     "MKT_ENCRYPTION_KEYS": "dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=",
+    "MKT_AUDIT_KEYS": "test-only-audit-key-not-for-production-0123456789",
     "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
     # One folder per test session (SQLite test database, file broker), so concurrent runs on
     # one machine do not share them; worker subprocesses inherit it through the environment.

@@ -1,7 +1,12 @@
-"""The backbone in the admin: browse, search and filter; never edit."""
+"""The backbone in the admin: browse, search and filter; never edit.
+
+Pages of personal data (contacts, their activity and consent records) are access-logged: one
+row per list or object page viewed (audit.pages).
+"""
 
 from django.contrib import admin
 
+from audit.pages import AccessLoggedAdminMixin
 from exports.backbone.models import (
     ActivityEvent,
     Company,
@@ -39,7 +44,8 @@ class CompanyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
+class ContactAdmin(AccessLoggedAdminMixin, ReadOnlyAdmin):
+    access_log_dataset = "backbone:contact"
     list_display = ("email", "first_name", "last_name", "title", "company", "region", "updated_at")
     list_filter = ("region", ("country", CachedValuesListFilter))
     search_fields = ("=email", "last_name", "company__name")
@@ -49,7 +55,8 @@ class ContactAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ActivityEvent)
-class ActivityEventAdmin(ReadOnlyAdmin):
+class ActivityEventAdmin(AccessLoggedAdminMixin, ReadOnlyAdmin):
+    access_log_dataset = "backbone:activityevent"
     list_display = ("occurred_at", "type", "company", "contact")
     list_filter = ("type",)
     search_fields = ("=company__external_id", "=contact__email")
@@ -59,7 +66,8 @@ class ActivityEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(ReadOnlyAdmin):
+class ConsentRecordAdmin(AccessLoggedAdminMixin, ReadOnlyAdmin):
+    access_log_dataset = "backbone:consentrecord"
     list_display = ("recorded_at", "contact", "purpose", "channel", "status", "source")
     list_filter = ("purpose", "channel", "status", ("source", CachedValuesListFilter))
     search_fields = ("=contact__email",)

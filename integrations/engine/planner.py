@@ -251,6 +251,9 @@ class Planner:
         self.match_owner: dict[str, str] = {}
         self.mirror_guard_tripped = False
         self.inserted = 0
+        # What the plan read from the source, for the access log (integrations.engine.access).
+        self.rows_read = 0
+        self.keys_read = 0
         # Streaming: called with record keys to deliver as soon as a task's worth is planned
         # (and with the rest at the end), so delivery starts while the plan goes on.
         self.on_keys = None
@@ -267,6 +270,7 @@ class Planner:
         started = timezone.now()
         empty_ledger = not LedgerEntry.objects.filter(sync=sync).exists()
         for rows in self.ctx.reader.changed(since):
+            self.rows_read += len(rows)
             self._plan_rows(rows, skip_ledger=empty_ledger)
             self.heartbeat()
         self._plan_leftovers()
@@ -337,6 +341,7 @@ class Planner:
         for start in range(0, len(todo), 1000):
             chunk = todo[start : start + 1000]
             rows = self.ctx.reader.by_keys(chunk)
+            self.rows_read += len(rows)
             gone = [key for key in chunk if key not in rows]
             if rows:
                 self._plan_rows(list(rows.values()))
@@ -352,6 +357,7 @@ class Planner:
 
     def _plan_deletes(self) -> None:
         present = self.ctx.reader.all_keys()
+        self.keys_read += len(present)
         keys = LedgerEntry.objects.filter(
             sync=self.sync, created_by_sync=True, status=LedgerStatus.SYNCED
         ).values_list("record_key", flat=True)

@@ -8,6 +8,7 @@ only rings the bell; the rows say what is to be done (docs/adr/0001).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,7 +16,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit.models import Outcome
 from exports.query import ExportInputError
+from integrations.engine.access import plan_access_log
 from integrations.engine.executor import (
     JOB_POLL_SECONDS,
     BatchDelivery,
@@ -99,11 +102,15 @@ def run_execute(*, run_id: int) -> None:
             _dispatch_batches([b.pk for b in batches])
 
     planner.on_keys, planner.flush_size = deliver, per_task
+    started, outcome = time.monotonic(), Outcome.ERROR
     try:
         result = planner.plan()
+        outcome = Outcome.OK
     except (MappingError, ExportInputError, KeyError) as exc:
         _run_config_error(run, exc)
         return
+    finally:
+        plan_access_log(planner=planner, outcome=outcome, started=started)
     with transaction.atomic():
         # Batches may have counted records already: add the plan's own buckets to theirs.
         SyncRun.objects.filter(pk=run.pk).update(

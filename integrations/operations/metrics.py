@@ -30,7 +30,7 @@ from prometheus_client.core import (
 # The classic text format every Prometheus version reads.
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from audit.models import AccessLog, OutboundLog
+from audit.models import AccessLog, Channel, OutboundLog
 from audit.models import Outcome as AccessOutcome
 from exports.models import ExportRun
 from exports.models import RunStatus as ExportRunStatus
@@ -231,10 +231,13 @@ class DatabaseCollector:
             "Bytes of exports (API, files, downloads).",
             labels=["channel", "dataset"],
         )
-        for row in (
-            AccessLog.objects.filter(outcome=AccessOutcome.OK)
-            .values("channel", "dataset")
-            .annotate(rows=Sum("rows"), size=Sum("bytes"))
+        # Exports only: the access log also holds what sync plans and previews read and the
+        # admin pages that show personal data (channel admin, no file format).
+        exports = AccessLog.objects.filter(
+            outcome=AccessOutcome.OK, channel__in=[Channel.API, Channel.FILE, Channel.ADMIN]
+        ).exclude(channel=Channel.ADMIN, format="")
+        for row in exports.values("channel", "dataset").annotate(
+            rows=Sum("rows"), size=Sum("bytes")
         ):
             rows.add_metric([row["channel"], row["dataset"]], row["rows"] or 0)
             size.add_metric([row["channel"], row["dataset"]], row["size"] or 0)

@@ -3,10 +3,10 @@
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, connection, transaction
 
 from audit.models import AccessLog, AppendOnlyError, OutboundLog
 from audit.services import access_log_write, outbound_log_write
+from tests.audit.tampering import assert_triggers_refuse, sql_behind_the_orm
 
 
 def _access(n=0):
@@ -49,21 +49,14 @@ def test_a_row_cannot_be_written_around_the_chain():
 
 @pytest.mark.django_db
 def test_postgresql_trigger_refuses_raw_sql_changes():
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "the append-only trigger is PostgreSQL's (SQLite relies on the ORM and the chain)"
-        )
     row = _access(1)
-    for statement in (
-        f"UPDATE audit_accesslog SET rows = 0 WHERE id = {row.pk}",
-        f"DELETE FROM audit_accesslog WHERE id = {row.pk}",
-    ):
-        with (
-            pytest.raises(DatabaseError, match="append-only"),
-            transaction.atomic(),
-            connection.cursor() as cursor,
-        ):
-            cursor.execute(statement)
+
+    assert_triggers_refuse(
+        [
+            f"UPDATE audit_accesslog SET rows = 0 WHERE id = {row.pk}",
+            f"DELETE FROM audit_accesslog WHERE id = {row.pk}",
+        ]
+    )
 
 
 @pytest.mark.django_db
@@ -89,15 +82,7 @@ def test_verify_audit_passes_on_an_intact_log(capsys):
 
 
 def _tamper(sql):
-    """Change a row behind the application's back, as someone with table-owner rights could."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE audit_accesslog DISABLE TRIGGER audit_accesslog_append_only"
-            )
-        cursor.execute(sql)
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_accesslog ENABLE TRIGGER audit_accesslog_append_only")
+    sql_behind_the_orm(sql, table="audit_accesslog")
 
 
 @pytest.mark.django_db
@@ -135,16 +120,10 @@ def test_verify_audit_checks_the_outbound_log_too():
         )
         for n in range(3)
     ]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE audit_outboundlog DISABLE TRIGGER audit_outboundlog_append_only"
-            )
-        cursor.execute(f"UPDATE audit_outboundlog SET status = 500 WHERE id = {rows[1].pk}")
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE audit_outboundlog ENABLE TRIGGER audit_outboundlog_append_only"
-            )
+    sql_behind_the_orm(
+        f"UPDATE audit_outboundlog SET status = 500 WHERE id = {rows[1].pk}",
+        table="audit_outboundlog",
+    )
 
     with pytest.raises(CommandError, match=rf"OutboundLog row {rows[1].pk}: .*altered"):
         call_command("verify_audit")

@@ -19,6 +19,7 @@ def _production_env(tmp_path, **overrides):
         "DEBUG": "0",
         "SECRET_KEY": "p" * 20 + "roduction-secret-key-with-enough-entropy-1234567890!",
         "MKT_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "MKT_AUDIT_KEYS": "audit-" + "k" * 40,
         "ALLOWED_HOSTS": "mkt.example.com",
     }
     for name, value in overrides.items():
@@ -40,7 +41,9 @@ def _manage(env, *args):
     )
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "MKT_ENCRYPTION_KEYS", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "MKT_ENCRYPTION_KEYS", "MKT_AUDIT_KEYS", "ALLOWED_HOSTS"]
+)
 def test_production_start_without_a_required_variable_is_refused_naming_it(tmp_path, missing):
     result = _manage(_production_env(tmp_path, **{missing: None}), "check")
 
@@ -54,6 +57,14 @@ def test_malformed_encryption_key_is_refused_naming_the_variable(tmp_path):
 
     assert result.returncode != 0
     assert "MKT_ENCRYPTION_KEYS entry 1 is not a Fernet key" in result.stderr
+
+
+def test_short_audit_key_is_refused_naming_the_variable(tmp_path):
+    env = _production_env(tmp_path, MKT_AUDIT_KEYS="audit-" + "k" * 40 + ",short")
+    result = _manage(env, "check")
+
+    assert result.returncode != 0
+    assert "MKT_AUDIT_KEYS entry 2 is too short" in result.stderr
 
 
 def test_secret_can_come_from_a_file(tmp_path):
@@ -90,6 +101,7 @@ def test_embedded_default_needs_only_debug(tmp_path):
     # Demo secrets are generated once, private to the owner, and reused.
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "encryption_key").exists()
+    assert (tmp_path / "audit_key").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("command", ["create_api_token", "verify_audit"])

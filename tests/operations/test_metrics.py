@@ -59,12 +59,16 @@ def test_export_rows_and_bytes_come_from_the_access_log(client, settings):
             channel="api", actor="t", dataset="clients", rows=rows, bytes=rows * 100, outcome="ok"
         )
     access_log_write(channel="api", actor="t", dataset="clients", rows=7, outcome="denied")
+    # Reads that are not exports: a sync's plan, an admin page of contacts.
+    access_log_write(channel="sync", actor="system", dataset="clients", rows=1000, outcome="ok")
+    access_log_write(channel="admin", actor="t", dataset="backbone:contact", rows=50, outcome="ok")
 
     samples = _samples(client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode())
 
     labels = (("channel", "api"), ("dataset", "clients"))
     assert samples[("mkt_export_rows_total", labels)] == 15
     assert samples[("mkt_export_bytes_total", labels)] == 1500
+    assert {key[1] for key in samples if key[0] == "mkt_export_rows_total"} == {labels}
 
 
 @pytest.mark.django_db
