@@ -313,6 +313,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {"export": env_str("MKT_EXPORT_RATE") or "120/min"},
+    # Body errors (not JSON, too large) answer JSON like any other (mktintegration/api_errors.py)
+    "EXCEPTION_HANDLER": "mktintegration.api_errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mktintegration API",
