@@ -183,6 +183,7 @@ def export_schema(dataset: Dataset, *, max_page: int, default_page: int):
                 f"Not permitted: no `{dataset.permission}` permission, or a token without "
                 f"the `{dataset.scope}` scope."
             ),
+            414: api_errors.URL_TOO_LONG,
             429: api_errors.detail_response(
                 "Too many export requests for this token or user (see Retry-After)."
             ),

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.views import exception_handler
@@ -52,6 +54,13 @@ def api_exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # answers every method with the 404; it changes nothing
+def api_not_found(request, *args, **kwargs):
+    """Any path under an API prefix that no operation matches (a path parameter of the wrong
+    form, say): a JSON 404 like the operations' own, not Django's HTML page."""
+    return JsonResponse({"detail": "Not found: no API operation has this path."}, status=404)
+
+
 # --- OpenAPI shapes -----------------------------------------------------------------------
 
 
@@ -86,6 +95,12 @@ BODY_TOO_LARGE = OpenApiResponse(
 )
 UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(
     ErrorsSerializer, description="the body is not application/json"
+)
+
+
+URL_TOO_LONG = OpenApiResponse(
+    description="The URL is longer than the web server accepts (gunicorn: a 4,094-byte request "
+    "line by default); its own page, not JSON. Send fewer or shorter values."
 )
 
 
