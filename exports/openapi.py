@@ -18,8 +18,10 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from exports.datasets import Dataset, DatasetFilter, FieldType, FilterKind
+from exports.guardrails import OVERRIDE_PERMISSION
 from exports.query import MAX_IN_VALUES
 from mktintegration import api_errors
+from mktintegration.roles import ROLES
 
 # Integer filters without a narrower declared range: what a 32-bit column holds.
 _INTEGER_RANGE = (-(2**31), 2**31 - 1)
@@ -103,6 +105,14 @@ def _filter_parameter(spec: DatasetFilter) -> OpenApiParameter:
     return OpenApiParameter(spec.name, OpenApiTypes.BOOL, description=spec.description)
 
 
+def _row_limits() -> str:
+    return ", ".join(
+        f"{role.name} {role.max_export_rows:,}" if role.max_export_rows else f"{role.name} no limit"
+        for role in ROLES.values()
+        if role.max_export_rows != 0
+    )
+
+
 def _parameters(dataset: Dataset, *, max_page: int, default_page: int) -> list[OpenApiParameter]:
     return [
         OpenApiParameter(
@@ -128,9 +138,8 @@ def _parameters(dataset: Dataset, *, max_page: int, default_page: int) -> list[O
             {"type": "integer", "minimum": 1, "maximum": max_page},
             description=f"JSON: the page size (default {default_page:,}, at most "
             f"{max_page:,}). CSV/NDJSON: the most rows to stream; there the bound is your "
-            "role's row limit (docs/exports.md: Marketing Analyst 250,000, Marketing Manager "
-            "1,000,000, API client 5,000,000, none with `exports.override_export_limits`), "
-            "and a larger limit is a 400.",
+            f"role's row limit ({_row_limits()}; none with `{OVERRIDE_PERMISSION}`), and a "
+            "larger limit is a 400.",
         ),
         OpenApiParameter(
             "cursor",
