@@ -1,5 +1,6 @@
-"""Bodies the APIs cannot read (not JSON, too large, another media type) answer JSON errors
-in the configure API's shape, and the schema says so."""
+"""Errors outside the operations' own checks answer JSON: bodies the APIs cannot read (not
+JSON, too large, another media type) in the configure API's shape, and paths no operation
+matches; the schema says so."""
 
 from __future__ import annotations
 
@@ -27,18 +28,15 @@ def test_malformed_json_to_configure_answers_400_with_errors_by_path(api, integr
 
 
 @pytest.mark.django_db
-def test_oversized_configure_body_answers_json_413_naming_the_limit(
-    api, integration_admin, settings
-):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000_000
-    body = '{"connection": {"name": "' + "x" * 1_200_000 + '"}}'
+def test_oversized_configure_body_answers_json_413_naming_the_limit(api, integration_admin):
+    body = '{"connection": {"name": "' + "x" * 5_000_000 + '"}}'  # 5 MB; Django's limit is 2.5 MiB
 
     response = api(integration_admin).post(CONFIGURE, body, content_type="application/json")
 
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
     error = response.json()
-    assert "1,000,000 bytes" in error["detail"]
+    assert "larger than 2,621,440 bytes (2.5 MiB)" in error["detail"]
     assert error["errors"] == [{"path": "document", "message": error["detail"]}]
 
 
@@ -63,6 +61,23 @@ def test_bad_sync_run_options_answer_errors_by_path(api, integration_admin, hubs
     assert response.status_code == 400
     assert response.json()["errors"] == [{"path": "full", "message": "Must be a valid boolean."}]
     assert not SyncRun.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/marketing/integrations/runs/null"),
+        ("post", "/marketing/integrations/syncs/-1/run"),
+        ("get", "/marketing/export/nothing"),
+    ],
+)
+def test_a_path_no_operation_matches_answers_a_json_404(api, integration_admin, method, path):
+    response = getattr(api(integration_admin), method)(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "no API operation" in response.json()["detail"]
 
 
 @pytest.mark.django_db
