@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEMO_COMPANIES ?= 10000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint clean
+.PHONY: run test lint fuzz clean
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -46,6 +46,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+# schemathesis over /api/schema/ against gunicorn on a fresh seeded SQLite database, on the demo
+# settings and on production settings; fails on any server error or schema-conformance failure.
+# FUZZ_SECONDS (default 90) bounds each run; needs root for its loopback-only network namespace.
+fuzz: $(STAMP)
+	BIN=$(BIN) .ci/fuzz
 
 clean:
 	rm -rf $(VENV) data .vendor-specs .pytest_cache .ruff_cache build *.egg-info

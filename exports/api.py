@@ -10,8 +10,6 @@ from urllib.parse import urlencode
 
 from django.db import connections
 from django.http import HttpResponse, StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -23,6 +21,7 @@ from audit.services import access_log_write
 from exports.backbone.router import backbone_alias
 from exports.datasets import DATASETS, Dataset
 from exports.guardrails import export_row_limit
+from exports.openapi import export_schema
 from exports.query import ExportInputError, ExportQuery, count_select, export_query_parse
 from exports.streaming import CONTENT_TYPES, ExportStream, json_page
 from mktintegration.api_auth import HasScope, client_address
@@ -255,53 +254,8 @@ class RowLimitExceeded(exceptions.APIException):
         super().__init__({"limit": [message]})
 
 
-def _schema(dataset: Dataset):
-    params = [
-        OpenApiParameter(
-            "format",
-            str,
-            enum=["json", "csv", "ndjson"],
-            description="Output format (or send an Accept header).",
-        ),
-        OpenApiParameter(
-            "fields", str, description="Comma-separated fields: " + ", ".join(dataset.field_names)
-        ),
-        OpenApiParameter(
-            "limit",
-            int,
-            description=f"JSON: page size, at most {MAX_PAGE}; "
-            "CSV/NDJSON: the most rows to stream.",
-        ),
-        OpenApiParameter("cursor", str, description="JSON: the `next` link's cursor."),
-    ]
-    for spec in dataset.filters:
-        params.append(
-            OpenApiParameter(
-                spec.name, str, description=spec.description, enum=list(spec.choices) or None
-            )
-        )
-    return extend_schema(
-        summary=f"Export {dataset.label}",
-        description=(
-            f"Rows of the {dataset.name} dataset in primary-key order. Needs the "
-            f"`{dataset.permission}` permission (tokens: the `{dataset.scope}` scope)."
-        ),
-        parameters=params,
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="JSON page, CSV or NDJSON"),
-            400: OpenApiResponse(description="a parameter is wrong (the body names it)"),
-            401: OpenApiResponse(description="no valid credentials"),
-            403: OpenApiResponse(description="not permitted for this dataset"),
-            429: OpenApiResponse(description="too many requests (see Retry-After)"),
-        },
-    )
-
-
 def export_view(name: str):
     dataset = DATASETS[name]
-    view_class = type(
-        f"{name.title()}ExportView",
-        (DatasetExportView,),
-        {"dataset": dataset, "get": _schema(dataset)(DatasetExportView.get)},
-    )
-    return view_class.as_view()
+    view_class = type(f"{name.title()}ExportView", (DatasetExportView,), {"dataset": dataset})
+    schema = export_schema(dataset, max_page=MAX_PAGE, default_page=DEFAULT_PAGE)
+    return schema(view_class).as_view()

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 from rest_framework import exceptions, permissions
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from audit.context import audit_actor
@@ -50,6 +51,12 @@ class AuditActorMixin:
             self._audit_actor_stack.enter_context(
                 audit_actor(user, remote_addr=client_address(request))
             )
+
+
+def json_parsers() -> list:
+    """The configured parsers that read JSON, for views whose body is a JSON document only
+    (any other media type is a 415, and the schema lists application/json alone)."""
+    return [p for p in api_settings.DEFAULT_PARSER_CLASSES if p.media_type == "application/json"]
 
 
 class GrantedObjectsAPIView(AuditActorMixin, APIView):

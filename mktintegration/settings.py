@@ -8,6 +8,7 @@ Production sets ``DEBUG=0`` (the default), PostgreSQL, Redis and real secrets.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -92,6 +93,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
+    "csp",
     "guardian",
     "django_celery_beat",
     "auditlog",
@@ -106,6 +109,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -329,6 +333,28 @@ MKT_SESSION_IDLE_MINUTES = env_int("MKT_SESSION_IDLE_MINUTES", 30)
 if MKT_SESSION_IDLE_MINUTES < 1:
     raise ImproperlyConfigured("MKT_SESSION_IDLE_MINUTES must be at least 1.")
 X_FRAME_OPTIONS = "DENY"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# Content-Security-Policy on every response (django-csp): our own origin only, no inline
+# script or style anywhere (templates use static files; docs/security.md). Swagger UI's CSS
+# draws its icons from data: URIs. Forms may post to the SSO provider (its login redirect).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", *([_origin(MKT_OIDC_ENDPOINT)] if MKT_OIDC_ENABLED else [])],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 AUTH_PASSWORD_VALIDATORS = [
@@ -358,6 +384,8 @@ REST_FRAMEWORK = {
     ],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {"export": env_str("MKT_EXPORT_RATE") or "120/min"},
+    # Body errors (not JSON, too large) answer JSON like any other (mktintegration/api_errors.py)
+    "EXCEPTION_HANDLER": "mktintegration.api_errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mktintegration API",
@@ -366,6 +394,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema lists every endpoint and parameter: for signed-in users and tokens only.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # /api/docs/ from the drf-spectacular-sidecar package: works offline, same origin only.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Host names outbound HTTP and SFTP may reach even though they resolve to internal addresses

@@ -72,7 +72,7 @@ def test_a_long_run_shows_its_progress(client_for, hubspot):
     html = client_for(roles.INTEGRATION_ADMIN).get(URL).content.decode()
 
     assert "20 of 50 batches (5000 records planned)" in html
-    assert "width: 40%" in html
+    assert '<progress class="mkt-progress" max="100" value="40"' in html
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from integrations.models.runs import BUCKETS
 from integrations.operations.status import STATES
+from mktintegration.api_errors import ErrorItemSerializer
 
 BucketCounts = type(
     "BucketCounts",
@@ -105,14 +106,13 @@ class StatusSerializer(serializers.Serializer):
     export_schedules = ExportScheduleStatusSerializer(many=True)
 
 
-class ErrorItemSerializer(serializers.Serializer):
-    path = serializers.CharField(help_text="JSON path, e.g. syncs[0].mappings[2].destination_field")
-    message = serializers.CharField()
-
-
-class ErrorsSerializer(serializers.Serializer):
+class RefusalSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = ErrorItemSerializer(many=True)
+    errors = ErrorItemSerializer(
+        many=True,
+        required=False,
+        help_text="Each change refused, by path (absent when the token lacks the scope).",
+    )
 
 
 class DiffEntrySerializer(serializers.Serializer):

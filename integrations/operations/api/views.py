@@ -31,13 +31,18 @@ from integrations.operations.configure.document import ConfigureDocument, flatte
 from integrations.operations.configure.plan import NotVisible
 from integrations.operations.summaries import export_run_summary, sync_run_summary
 from integrations.services import SyncBusy, sync_run_start
-from mktintegration.api_base import GrantedObjectsAPIView, objects_for
+from mktintegration.api_base import GrantedObjectsAPIView, json_parsers, objects_for
+from mktintegration.api_errors import (
+    BODY_TOO_LARGE,
+    FIELD_ERRORS,
+    UNAUTHENTICATED,
+    UNSUPPORTED_MEDIA_TYPE,
+    ErrorsSerializer,
+    detail_response,
+    errors_body,
+)
 
 READ, CONFIGURE, RUN = "integrations:read", "integrations:configure", "integrations:run"
-
-
-def _errors(errors, detail: str) -> dict:
-    return {"detail": detail, "errors": [{"path": p, "message": m} for p, m in errors]}
 
 
 def _filter_values(request, name: str, allowed) -> list[str]:
@@ -49,6 +54,22 @@ def _filter_values(request, name: str, allowed) -> list[str]:
             {name: [f"unknown {name} {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"]}
         )
     return values
+
+
+def _scope_refused(scope: str, also: str = "") -> OpenApiResponse:
+    return detail_response(
+        f"a token without the `{scope}` scope" + (f", or {also}" if also else "")
+    )
+
+
+def _list_parameter(name: str, choices, description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        {"type": "array", "items": {"type": "string", "enum": sorted(choices)}, "minItems": 1},
+        style="form",
+        explode=False,
+        description=description,
+    )
 
 
 def _status_dict(status: selectors.ObjectStatus, request) -> dict:
@@ -71,21 +92,22 @@ class StatusView(GrantedObjectsAPIView):
             "The state rule is in docs/operations.md. Needs the `integrations:read` scope."
         ),
         parameters=[
-            OpenApiParameter(
+            _list_parameter(
                 "vendor",
-                str,
-                description="Comma-separated vendors (export schedules have none "
-                "and are left out when this is given): " + ", ".join(sorted(REGISTRY)),
+                REGISTRY,
+                "Only these vendors (export schedules have none and are left out when this is "
+                "given).",
             ),
-            OpenApiParameter(
-                "state", str, description="Comma-separated states: " + ", ".join(selectors.STATES)
-            ),
+            _list_parameter("state", selectors.STATES, "Only objects in these states."),
         ],
         responses={
             200: out.StatusSerializer,
             400: OpenApiResponse(
-                description="an unknown filter or value (the body lists the allowed ones)"
+                FIELD_ERRORS,
+                description="an unknown parameter or value (the message lists the allowed ones)",
             ),
+            401: UNAUTHENTICATED,
+            403: _scope_refused(READ),
         },
     )
     def get(self, request):
@@ -124,6 +146,8 @@ class StatusView(GrantedObjectsAPIView):
 class ConfigureView(GrantedObjectsAPIView):
     model = Connection
     scope = CONFIGURE
+    body_path = "document"  # errors about the body as a whole name it so
+    parser_classes = json_parsers()
 
     @extend_schema(
         summary="Create or update a connection, its syncs, mappings and schedules",
@@ -137,19 +161,28 @@ class ConfigureView(GrantedObjectsAPIView):
         responses={
             200: out.ConfigureResultSerializer,
             400: OpenApiResponse(
-                out.ErrorsSerializer, description="every error by JSON path; nothing changed"
+                ErrorsSerializer,
+                description="every error by JSON path (a body that is not a JSON object: path "
+                "`document`); nothing changed",
             ),
+            401: UNAUTHENTICATED,
             403: OpenApiResponse(
-                out.ErrorsSerializer, description="a change you may not make; nothing changed"
+                out.RefusalSerializer,
+                description="changes you may not make, each by path, or a token without the "
+                f"`{CONFIGURE}` scope; nothing changed",
             ),
-            404: OpenApiResponse(description="the document names an object not granted to you"),
+            404: detail_response("the document names an object not visible to you"),
+            413: BODY_TOO_LARGE,
+            415: UNSUPPORTED_MEDIA_TYPE,
         },
     )
     def post(self, request):
         data = request.data
         if not isinstance(data, dict):
             return Response(
-                _errors([("document", "the document must be a JSON object")], "invalid document"),
+                errors_body(
+                    [(self.body_path, "the document must be a JSON object")], "invalid document"
+                ),
                 status=http.HTTP_400_BAD_REQUEST,
             )
         unknown = unknown_keys(ConfigureDocument(), data)
@@ -157,7 +190,7 @@ class ConfigureView(GrantedObjectsAPIView):
         if not document.is_valid():
             errors = unknown + flatten(document.errors)
             return Response(
-                _errors(errors, f"{len(errors)} error(s); nothing was changed"),
+                errors_body(errors, f"{len(errors)} error(s); nothing was changed"),
                 status=http.HTTP_400_BAD_REQUEST,
             )
         try:
@@ -168,12 +201,12 @@ class ConfigureView(GrantedObjectsAPIView):
             return Response({"detail": str(exc)}, status=http.HTTP_404_NOT_FOUND)
         except ConfigureInvalid as exc:
             return Response(
-                _errors(exc.errors, f"{len(exc.errors)} error(s); nothing was changed"),
+                errors_body(exc.errors, f"{len(exc.errors)} error(s); nothing was changed"),
                 status=http.HTTP_400_BAD_REQUEST,
             )
         except ConfigureForbidden as exc:
             return Response(
-                _errors(exc.refusals, "you may not make these changes; nothing was changed"),
+                errors_body(exc.refusals, "you may not make these changes; nothing was changed"),
                 status=http.HTTP_403_FORBIDDEN,
             )
         return Response(
@@ -223,21 +256,29 @@ class SyncRunStartView(GrantedObjectsAPIView):
         summary="Start a sync run now",
         description="Queues a run (as after an upstream job). Needs the sync's run grant and "
         "the `integrations:run` scope.",
-        request=out.SyncRunRequestSerializer,
+        request={"application/json": out.SyncRunRequestSerializer},
         responses={
             202: out.RunStartedSerializer,
-            404: OpenApiResponse(description="no such sync visible to you"),
-            403: OpenApiResponse(description="you may see the sync but not run it"),
+            400: OpenApiResponse(ErrorsSerializer, description="the options are wrong, by path"),
+            401: UNAUTHENTICATED,
+            403: _scope_refused(RUN, "you may see the sync but not run it"),
+            404: detail_response("no such sync visible to you"),
             409: OpenApiResponse(
                 out.RunConflictSerializer,
                 description="a run is already going, or the sync is paused",
             ),
+            413: BODY_TOO_LARGE,
         },
     )
     def post(self, request, pk: int):
         sync = self.get_granted(pk, perm="integrations.run_sync")
         options = out.SyncRunRequestSerializer(data=request.data or {})
-        options.is_valid(raise_exception=True)
+        if not options.is_valid():
+            errors = flatten(options.errors)
+            return Response(
+                errors_body(errors, f"{len(errors)} error(s); no run was started"),
+                status=http.HTTP_400_BAD_REQUEST,
+            )
         if sync.paused or not sync.enabled:
             reason = (sync.pause_reason or "paused") if sync.paused else "disabled"
             return _run_refused(request, f"sync is paused: {reason}", "paused")
@@ -260,11 +301,14 @@ class ExportRunStartView(GrantedObjectsAPIView):
 
     @extend_schema(
         summary="Start an export schedule's run now",
+        description="Queues a run of the schedule (its file is delivered as on schedule). "
+        f"Needs the schedule's run grant and the `{RUN}` scope. No body.",
         request=None,
         responses={
             202: out.RunStartedSerializer,
-            404: OpenApiResponse(description="no such export schedule visible to you"),
-            403: OpenApiResponse(description="you may see the schedule but not run it"),
+            401: UNAUTHENTICATED,
+            403: _scope_refused(RUN, "you may see the schedule but not run it"),
+            404: detail_response("no such export schedule visible to you"),
             409: OpenApiResponse(
                 out.RunConflictSerializer, description="a run is already going, or too soon"
             ),
@@ -293,9 +337,12 @@ class SyncRunDetailView(GrantedObjectsAPIView):
 
     @extend_schema(
         summary="A sync run: status, progress and counts per bucket",
+        description=f"A run of a sync you may see. Needs the `{READ}` scope.",
         responses={
             200: out.SyncRunDetailSerializer,
-            404: OpenApiResponse(description="not visible"),
+            401: UNAUTHENTICATED,
+            403: _scope_refused(READ),
+            404: detail_response("no such run of a sync visible to you"),
         },
     )
     def get(self, request, pk: int):
@@ -324,9 +371,12 @@ class ExportRunDetailView(GrantedObjectsAPIView):
 
     @extend_schema(
         summary="An export run: status, rows and bytes",
+        description=f"A run of an export schedule you may see. Needs the `{READ}` scope.",
         responses={
             200: out.ExportRunDetailSerializer,
-            404: OpenApiResponse(description="not visible"),
+            401: UNAUTHENTICATED,
+            403: _scope_refused(READ),
+            404: detail_response("no such run of an export schedule visible to you"),
         },
     )
     def get(self, request, pk: int):
