@@ -25,3 +25,16 @@ def export_row_limit(user) -> int | None:
     if any(limit is None for limit in limits):
         return None
     return max(limits)
+
+
+def export_regions(*, user, destination=None) -> list[str] | None:
+    """The data-residency regions a read may return: the user's restriction and the file
+    destination's together (both must allow a region); None when neither restricts."""
+    allowed: set[str] | None = None
+    for restriction in (
+        getattr(user, "allowed_regions", None),
+        getattr(destination, "allowed_regions", None),
+    ):
+        if restriction:
+            allowed = set(restriction) if allowed is None else allowed & set(restriction)
+    return None if allowed is None else sorted(allowed)

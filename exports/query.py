@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -52,6 +52,8 @@ class ExportQuery:
     filters: dict[str, Any] = field(default_factory=dict)
     limit: int | None = None
     after: Any = None  # keyset: rows with a key greater than this
+    # Data residency: only records of these regions (None: any region; []: none at all).
+    regions: list[str] | None = None
 
     def describe_filters(self) -> dict[str, Any]:
         """The filters as JSON-safe values (for the access log and run records)."""
@@ -330,7 +332,23 @@ def where_sql(query: ExportQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     if query.after is not None:
         clauses.append(f"{query.dataset.field(query.dataset.key).sql} > %s")
         params.append(query.after)
+    if query.regions is not None:
+        clause, values = _regions_sql(query)
+        clauses.append(clause)
+        params.extend(values)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _regions_sql(query: ExportQuery, *, outside: bool = False) -> tuple[str, list[Any]]:
+    """Rows of the allowed regions (or, ``outside``, every other row, unknown region too)."""
+    column = query.dataset.field(query.dataset.region_field).sql
+    regions = list(query.regions or [])
+    if not regions:
+        return ("1 = 1", []) if outside else ("1 = 0", [])
+    inside = f"{column} IN ({', '.join(['%s'] * len(regions))})"
+    if outside:
+        return f"({column} IS NULL OR NOT {inside})", regions
+    return inside, regions
 
 
 def _sqlite_datetime(value: datetime) -> str:
@@ -394,6 +412,23 @@ def json_page_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
         row = f"(SELECT row_to_json(r) FROM (SELECT {names}) r)::text"
         return f"SELECT {row}, q._key FROM ({inner}) q", params
     return f"SELECT {dialect.json_object(fields)}, q._key FROM ({inner}) q", params
+
+
+def withheld_select(query: ExportQuery, vendor: str, *, reached_end: bool) -> tuple[str, list]:
+    """Counts the rows a region-restricted read matched but did not return: over the same
+    key range as the rows returned (up to the last of them when a limit stopped the read),
+    so the pages of a paged read add up."""
+    restricted = replace(query, regions=None, limit=None)
+    where, params = where_sql(restricted, Dialect(vendor))
+    outside, values = _regions_sql(query, outside=True)
+    sql = f"SELECT COUNT(*) FROM {query.dataset.from_sql}{where or ' WHERE 1 = 1'} AND {outside}"
+    params = [*params, *values]
+    if query.limit is not None and not reached_end:
+        key = query.dataset.field(query.dataset.key).sql
+        inner, inner_params = _base_sql(query, Dialect(vendor), f"{key} AS k")
+        sql += f" AND {key} <= (SELECT MAX(k) FROM ({inner}) returned)"
+        params += inner_params
+    return sql, params
 
 
 def count_select(query: ExportQuery, vendor: str, *, cap: int) -> tuple[str, list[Any]]:
