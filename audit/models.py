@@ -42,6 +42,9 @@ class ChainedLog(models.Model):
     row_hash = models.CharField(max_length=64, editable=False)
 
     hashed_fields: tuple[str, ...] = ()
+    # Fields added after rows were written: hashed only when they differ from their default,
+    # so the rows written before them still verify (and changing one is still detected).
+    later_hashed_fields: tuple[str, ...] = ()
     # The chain's name in ChainAnchor and in verify_audit's report.
     chain: str = ""
     objects = AppendOnlyQuerySet.as_manager()
@@ -65,10 +68,15 @@ class ChainedLog(models.Model):
 
     def canonical(self) -> str:
         """The row's content as canonical JSON: what the hash covers."""
+        later = (
+            (name, getattr(self, name))
+            for name in self.later_hashed_fields
+            if getattr(self, name) != self._meta.get_field(name).get_default()
+        )
         return row_canonical(
             at=self.at,
             prev_hash=self.prev_hash,
-            values=((name, getattr(self, name)) for name in self.hashed_fields),
+            values=(*((name, getattr(self, name)) for name in self.hashed_fields), *later),
         )
 
     def compute_hash(self) -> str:
@@ -110,7 +118,13 @@ class AccessLog(ChainedLog):
     status_code = models.IntegerField(null=True, blank=True)
     client_address = models.GenericIPAddressField(null=True, blank=True)
     detail = models.TextField(blank=True)
+    withheld = models.BigIntegerField(
+        default=0,
+        db_default=0,  # rows inserted by older code (or by hand) have withheld nothing
+        help_text="Rows the read matched but the reader's regions did not allow.",
+    )
 
+    later_hashed_fields = ("withheld",)
     hashed_fields = (
         "channel",
         "actor",

@@ -52,7 +52,7 @@ class ExportDestinationAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = ("stored_secrets", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "kind")}),
+        (None, {"fields": ("name", "kind", "allowed_regions")}),
         (
             "Local folder",
             {"fields": ("subdirectory", "retention_days"), "description": "For kind Local folder."},

@@ -20,9 +20,10 @@ from audit.models import Channel, Outcome
 from audit.services import access_log_write
 from exports.backbone.router import backbone_alias
 from exports.datasets import DATASETS, Dataset
-from exports.guardrails import export_row_limit
+from exports.guardrails import export_regions, export_row_limit
 from exports.openapi import export_schema
 from exports.query import ExportInputError, ExportQuery, count_select, export_query_parse
+from exports.selectors import withheld_count
 from exports.streaming import CONTENT_TYPES, ExportStream, json_page
 from mktintegration.api_auth import HasScope, client_address
 from mktintegration.api_base import AuditActorMixin
@@ -114,6 +115,7 @@ class DatasetExportView(AuditActorMixin, APIView):
         query = export_query_parse(
             self.dataset, params, max_limit=MAX_PAGE if self._format == "json" else None
         )
+        query.regions = export_regions(user=request.user)
         self._query = query
         if self._format == "json":
             query.limit = query.limit or DEFAULT_PAGE
@@ -127,7 +129,8 @@ class DatasetExportView(AuditActorMixin, APIView):
             return request.build_absolute_uri(request.path) + "?" + urlencode(params)
 
         body, rows = json_page(query, alias=backbone_alias(), next_url=next_url)
-        self._log(request, Outcome.OK, 200, rows=rows, size=len(body))
+        withheld = withheld_count(query, alias=backbone_alias(), rows=rows)
+        self._log(request, Outcome.OK, 200, rows=rows, size=len(body), withheld=withheld)
         return HttpResponse(body, content_type=CONTENT_TYPES["json"])
 
     def _check_row_limit(self, request, query: ExportQuery) -> None:
@@ -149,9 +152,11 @@ class DatasetExportView(AuditActorMixin, APIView):
 
         def body():
             outcome, status_code, detail = Outcome.ABORTED, 499, "the client went away"
+            withheld = 0
             try:
                 yield from stream
                 outcome, status_code, detail = Outcome.OK, 200, ""
+                withheld = withheld_count(query, alias=stream.alias, rows=stream.rows)
             except Exception as exc:
                 # The 200 and the first rows are already sent: the log says what happened.
                 outcome, status_code = Outcome.ERROR, 500
@@ -165,6 +170,7 @@ class DatasetExportView(AuditActorMixin, APIView):
                     rows=stream.rows,
                     size=stream.bytes,
                     detail=detail,
+                    withheld=withheld,
                 )
 
         response = StreamingHttpResponse(body(), content_type=CONTENT_TYPES[self._format])
@@ -204,7 +210,7 @@ class DatasetExportView(AuditActorMixin, APIView):
         )
         return response
 
-    def _log(self, request, outcome, status_code, *, rows=0, size=0, detail=""):
+    def _log(self, request, outcome, status_code, *, rows=0, size=0, detail="", withheld=0):
         user = getattr(request, "user", None)
         token = getattr(request, "auth", None)
         authenticated = bool(user and user.is_authenticated)
@@ -231,6 +237,7 @@ class DatasetExportView(AuditActorMixin, APIView):
             status_code=status_code,
             client_address=client_address(request),
             detail=detail[:1000],
+            withheld=withheld,
         )
 
 

@@ -69,6 +69,7 @@ class ExportDestinationForm(forms.ModelForm):
             "host_key_fingerprint",
             "url",
             "signature_header",
+            "allowed_regions",
         ]
 
     def new_secrets(self) -> dict[str, str]:

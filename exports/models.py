@@ -80,6 +80,12 @@ class ExportDestination(models.Model):
         help_text="HTTPS: the header carrying 'sha256=<hex HMAC-SHA256 of the body>' "
         "when an HMAC secret is set.",
     )
+    allowed_regions = BoundedJSONField(
+        default=list,
+        blank=True,
+        help_text="Data-residency regions whose records may be written to this destination, "
+        'e.g. ["eu"]; empty allows all (the schedule owner\'s own restriction applies too).',
+    )
     # {"password": ..., "private_key": ..., "hmac_secret": ...} encrypted (mktintegration.crypto)
     secret_ciphertext = models.TextField(editable=False, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -103,8 +109,10 @@ class ExportDestination(models.Model):
         return self.name
 
     def clean(self):
+        from exports.backbone.models import regions_validate
         from exports.destinations import destination_type
 
+        regions_validate(self.allowed_regions or [], field="allowed_regions")
         if self.kind in DestinationKind.values:
             destination_type(self.kind).clean(self)
 

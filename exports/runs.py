@@ -29,11 +29,12 @@ from audit.services import access_log_write
 from exports.backbone.router import backbone_alias
 from exports.datasets import DATASETS
 from exports.destinations import ExportFile, destination_type
-from exports.guardrails import export_row_limit
+from exports.guardrails import export_regions, export_row_limit
 from exports.heartbeat import ClaimLost, Heartbeat, heartbeat_interval
 from exports.models import ExportRun, RunStatus
 from exports.query import ExportInputError, ExportQuery, count_select
 from exports.schedules import schedule_query, schedule_slug
+from exports.selectors import withheld_count
 from exports.streaming import ExportStream
 from integrations.errors import ConnectorError, ErrorKind
 from mktintegration.crypto import SecretsUnreadable, decrypt_secrets
@@ -112,6 +113,7 @@ def run_access_log(
     duration_ms: int = 0,
     status_code: int | None = None,
     query: ExportQuery | None = None,
+    withheld: int = 0,
 ) -> None:
     """One AccessLog row for an attempt of a run (channel "file")."""
     schedule = run.schedule
@@ -130,6 +132,7 @@ def run_access_log(
         outcome=outcome,
         status_code=status_code,
         detail=f"run {run.pk}: {detail}"[:1000],
+        withheld=withheld,
     )
 
 
@@ -150,7 +153,7 @@ class _Attempt:
         self.started = time.monotonic()
         self.query: ExportQuery | None = None
         self.secrets: dict[str, str] = {}
-        self.rows = self.bytes = 0
+        self.rows = self.bytes = self.withheld = 0
         self.sha256 = ""
         self.temp: Path | None = None
 
@@ -182,6 +185,7 @@ class _Attempt:
         self.query = self._build_query()
         self._check_count(cap)
         self._write_file(heartbeat, cap)
+        self.withheld = withheld_count(self.query, alias=backbone_alias(), rows=self.rows)
         try:
             self.secrets = decrypt_secrets(self.destination.secret_ciphertext)
         except SecretsUnreadable as exc:
@@ -225,12 +229,15 @@ class _Attempt:
                 .first()
             )
         try:
-            return schedule_query(self.schedule, since=since)
+            query = schedule_query(self.schedule, since=since)
         except ExportInputError as exc:
             raise RunFailed(
                 f"the schedule's {exc.param} is not valid any more: {exc.message}",
                 outcome=Outcome.INVALID,
             ) from None
+        # Residency: the owner's regions and the destination's, both.
+        query.regions = export_regions(user=self.schedule.owner, destination=self.destination)
+        return query
 
     def _too_many_rows(self, cap: int) -> RunFailed:
         whose = f"max_rows is {self.schedule.max_rows:,}"
@@ -309,6 +316,7 @@ class _Attempt:
             duration_ms=self._elapsed_ms(),
             status_code=status_code,
             query=self.query,
+            withheld=self.withheld,
         )
 
     def _succeed(self, result: dict[str, Any]) -> RunOutcome:

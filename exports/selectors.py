@@ -11,7 +11,7 @@ from guardian.shortcuts import get_objects_for_user
 from exports.datasets import FilterKind
 from exports.destinations.local import file_path
 from exports.models import ExportRun, ExportSchedule, RunStatus
-from exports.query import ExportQuery, present_values_select
+from exports.query import ExportQuery, present_values_select, withheld_select
 
 VIEW_SCHEDULE = ("exports.view_exportschedule", "exports.change_exportschedule")
 RUN_SCHEDULE = "exports.run_exportschedule"
@@ -71,3 +71,15 @@ def filter_values_unmatched(query: ExportQuery, *, alias: str) -> list[str]:
                 + ("nothing" if len(missing) == len(values) else "only the other values")
             )
     return warnings
+
+
+def withheld_count(query: ExportQuery, *, alias: str, rows: int) -> int:
+    """How many rows a region-restricted read matched but did not return (0 when the read
+    was not restricted); ``rows``: how many it returned."""
+    if query.regions is None:
+        return 0
+    connection = connections[alias]
+    reached_end = query.limit is None or rows < query.limit
+    with connection.cursor() as cursor:
+        cursor.execute(*withheld_select(query, connection.vendor, reached_end=reached_end))
+        return cursor.fetchone()[0]

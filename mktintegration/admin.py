@@ -24,6 +24,7 @@ class MktUserAdmin(UserAdmin):
     fieldsets = (
         *UserAdmin.fieldsets,
         ("Service account", {"fields": ("is_service_account",)}),
+        ("Data residency", {"fields": ("allowed_regions",)}),
     )
     list_display = (*UserAdmin.list_display, "is_service_account")
     list_filter = (*UserAdmin.list_filter, "is_service_account")

@@ -1,6 +1,8 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from mktintegration.fields import BoundedJSONField
+
 
 class User(AbstractUser):
     """A person, or an API service account (no password login, tokens only)."""
@@ -9,6 +11,18 @@ class User(AbstractUser):
         default=False,
         help_text="A machine client of the API: authenticates with tokens, never logs in.",
     )
+    allowed_regions = BoundedJSONField(
+        default=list,
+        blank=True,
+        help_text="Data-residency regions whose records this user (and their tokens) may "
+        'export, e.g. ["eu", "uk"]; empty allows all.',
+    )
+
+    def clean(self):
+        from exports.backbone.models import regions_validate
+
+        super().clean()
+        regions_validate(self.allowed_regions, field="allowed_regions")
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

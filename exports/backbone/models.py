@@ -4,6 +4,7 @@ Nothing in mktintegration edits these rows. ``seed_demo`` fills them for the dem
 benchmarks; ``refresh_company_metrics`` recomputes the derived ``CompanyMetrics`` table.
 """
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -26,6 +27,17 @@ class Region(models.TextChoices):
     UK = "uk", "United Kingdom"
     APAC = "apac", "Asia-Pacific"
     LATAM = "latam", "Latin America"
+
+
+def regions_validate(value, *, field: str) -> None:
+    """A list of known residency regions (empty allows all); ValidationError on ``field``."""
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise ValidationError({field: 'Give a list of regions, e.g. ["eu", "uk"].'})
+    unknown = sorted(set(value) - set(Region.values))
+    if unknown:
+        raise ValidationError(
+            {field: f"Unknown region(s) {', '.join(unknown)}; known: {', '.join(Region.values)}."}
+        )
 
 
 class Company(models.Model):

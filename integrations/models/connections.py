@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from exports.backbone.models import Region
+from exports.backbone.models import regions_validate
 from mktintegration import bounds
 from mktintegration.crypto import decrypt_secrets, encrypt_secrets, register_encrypted_field
 from mktintegration.fields import BoundedJSONField
@@ -94,11 +94,10 @@ class Connection(models.Model):
                     check_url(self.base_url, allowed_hosts=connector.allowed_hosts)
                 except ConnectorError as exc:
                     errors["base_url"] = str(exc)
-        bad_regions = sorted(set(self.allowed_regions or []) - set(Region.values))
-        if bad_regions:
-            errors["allowed_regions"] = (
-                f"Unknown region(s) {', '.join(bad_regions)}; known: {', '.join(Region.values)}."
-            )
+        try:
+            regions_validate(self.allowed_regions or [], field="allowed_regions")
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
         if (self.rate_limit_requests is None) != (self.rate_limit_seconds is None):
             errors["rate_limit_seconds"] = "Give both the request count and the window, or neither."
         if errors:
