@@ -13,8 +13,8 @@ from audit.models import AccessLog
 from exports.models import RunStatus
 from mktintegration import roles
 from mktintegration.tokens import token_create
-from tests.factories import CompanyFactory
 from tests.audit.tampering import sql_behind_the_orm
+from tests.factories import CompanyFactory
 
 EXPORT = "/marketing/export/clients"
 
