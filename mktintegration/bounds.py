@@ -117,6 +117,8 @@ RETENTION_DAYS = Range(1, 3_650, "days")
 PORT = Range(1, 65_535)
 # Integer keys (cursor positions): what a signed 64-bit column holds.
 KEY = Range(0, 2**63 - 1)
+# Ids of our own rows given in a request (dead letters to replay).
+ID = Range(1, 2**63 - 1)
 # Integer filters without a narrower range of their own: what a 32-bit column holds.
 INTEGER = Range(-(2**31), 2**31 - 1)
 

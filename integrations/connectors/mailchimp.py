@@ -85,6 +85,13 @@ class Mailchimp(Connector):
             )
         return f"https://{dc}.api.mailchimp.com/3.0"
 
+    def url(self, path: str) -> str:
+        """A base URL override may name the host alone: the API lives under /3.0 [M1]."""
+        base = (self.connection.base_url or self.base_url()).rstrip("/")
+        if not base.endswith("/3.0"):
+            base += "/3.0"
+        return f"{base}{path}"
+
     def _call(self, method: str, path: str, *, what: str, records: int = 0, **kwargs):
         response = self.http.request(
             method, self.url(path), auth=("mktintegration", self._key()), records=records, **kwargs

@@ -15,6 +15,11 @@ urlpatterns = [
         name="sync-run-start",
     ),
     path(
+        "marketing/integrations/syncs/<int:pk>/dead-letters/replay",
+        views.DeadLetterReplayView.as_view(),
+        name="dead-letter-replay",
+    ),
+    path(
         "marketing/integrations/exports/<int:pk>/run",
         views.ExportRunStartView.as_view(),
         name="export-run-start",

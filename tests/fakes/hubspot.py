@@ -88,6 +88,11 @@ class FakeHubSpot(FakeVendor):
         with self._lock:
             self._store(object_type).rejections.append((property, value, message))
 
+    def clear_rejections(self, object_type: str) -> None:
+        """Accept again the values ``reject_values`` made HubSpot refuse."""
+        with self._lock:
+            self._store(object_type).rejections.clear()
+
     def add_object(self, object_type: str, properties: dict[str, str]) -> str:
         """Seed an existing record (no validation); returns its HubSpot id."""
         with self._lock:

@@ -141,3 +141,19 @@ def test_batches_respect_the_500_member_limit(member_sync, mailchimp):
     sizes = [len(r.body["members"]) for r in mailchimp.calls("/lists/list0001", method="POST")]
     assert max(sizes) <= 500
     assert mailchimp.violations == []
+
+
+@pytest.mark.django_db
+def test_a_base_url_override_may_name_the_host_alone(member_sync, mailchimp):
+    """Mailchimp's API lives under /3.0: an override without it (the emulator's address, a
+    proxy) is completed instead of sending every request to a wrong path."""
+    connection = member_sync.connection
+    connection.base_url = mailchimp.url  # no /3.0
+    connection.save()
+    contact = _consented()
+
+    run = start_and_drive(member_sync)
+
+    assert run.created == 1 and run.failed == 0
+    assert {m["email_address"] for m in mailchimp.members("list0001")} == {contact.email}
+    assert all(call.path.startswith("/3.0/") for call in mailchimp.requests)

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from integrations.models.runs import BUCKETS
 from integrations.operations.status import STATES
+from mktintegration import bounds
 from mktintegration.api_errors import ErrorItemSerializer
 
 BucketCounts = type(
@@ -144,6 +145,22 @@ class RunConflictSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=["busy", "paused", "too_soon"])
     running_run_id = serializers.IntegerField(allow_null=True)
     url = serializers.CharField(allow_null=True)
+
+
+class ReplayRequestSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(**bounds.ID.serializer_kwargs()),
+        required=False,
+        allow_empty=False,
+        max_length=bounds.LIST_ITEMS,
+        help_text="The dead letters to replay (their ids); leave out for every open one.",
+    )
+
+
+class ReplayedSerializer(serializers.Serializer):
+    replayed = serializers.IntegerField(help_text="Dead letters sent again.")
+    run_id = serializers.IntegerField(allow_null=True, help_text="The run delivering them.")
+    url = serializers.CharField(allow_null=True, help_text="GET it for the run's counts.")
 
 
 class SyncRunRequestSerializer(serializers.Serializer):

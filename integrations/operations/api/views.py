@@ -30,7 +30,7 @@ from integrations.operations.configure.apply import (
 from integrations.operations.configure.document import ConfigureDocument, flatten, unknown_keys
 from integrations.operations.configure.plan import NotVisible
 from integrations.operations.summaries import export_run_summary, sync_run_summary
-from integrations.services import SyncBusy, sync_run_start
+from integrations.services import SyncBusy, deadletters_replay, sync_run_start
 from mktintegration.api_base import GrantedObjectsAPIView, json_parsers, objects_for
 from mktintegration.api_errors import (
     BODY_TOO_LARGE,
@@ -246,6 +246,46 @@ def _run_refused(request, detail: str, code: str, running_id=None, run_url=None)
         },
         status=http.HTTP_409_CONFLICT,
     )
+
+
+class DeadLetterReplayView(GrantedObjectsAPIView):
+    model = Sync
+    scope = RUN
+
+    @extend_schema(
+        summary="Replay a sync's dead letters",
+        description="Sends the open dead letters (or the ones listed) again, with the source's "
+        "current data, in a new run: what the admin's Replay action does. Needs the sync's "
+        "replay grant (`replay_deadletters`) and the `integrations:run` scope.",
+        request={"application/json": out.ReplayRequestSerializer},
+        responses={
+            200: out.ReplayedSerializer,
+            400: OpenApiResponse(ErrorsSerializer, description="the ids are wrong, by path"),
+            401: UNAUTHENTICATED,
+            403: _scope_refused(RUN, "you may see the sync but not replay its dead letters"),
+            404: detail_response("no such sync visible to you"),
+            413: BODY_TOO_LARGE,
+        },
+    )
+    def post(self, request, pk: int):
+        sync = self.get_granted(pk, perm="integrations.replay_deadletters")
+        options = out.ReplayRequestSerializer(data=request.data or {})
+        if not options.is_valid():
+            errors = flatten(options.errors)
+            return Response(
+                errors_body(errors, f"{len(errors)} error(s); nothing was replayed"),
+                status=http.HTTP_400_BAD_REQUEST,
+            )
+        count, run = deadletters_replay(
+            sync=sync, user=request.user, ids=options.validated_data.get("ids")
+        )
+        return Response(
+            {
+                "replayed": count,
+                "run_id": run.pk if run else None,
+                "url": _sync_run_url(request, run.pk) if run else None,
+            }
+        )
 
 
 class SyncRunStartView(GrantedObjectsAPIView):
