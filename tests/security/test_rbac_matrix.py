@@ -180,6 +180,14 @@ API: dict[str, list[Call]] = {
     "marketing/integrations/exports/<int:pk>/run": [
         Call("post", "/marketing/integrations/exports/{schedule}/run", _ACT_ON_OBJECT)
     ],
+    # Nothing is dead-lettered: the Integration Admin's replay answers "0 replayed".
+    "marketing/integrations/syncs/<int:pk>/dead-letters/replay": [
+        Call(
+            "post",
+            "/marketing/integrations/syncs/{sync}/dead-letters/replay",
+            _statuses(401, 404, mm=404, ma=404, ia=200, au=403, api=404),
+        )
+    ],
     "marketing/integrations/runs/<int:pk>": [
         Call("get", "/marketing/integrations/runs/{sync_run}", _READ_RUN)
     ],
