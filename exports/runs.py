@@ -36,8 +36,8 @@ from exports.query import ExportInputError, ExportQuery, count_select
 from exports.schedules import schedule_query, schedule_slug
 from exports.selectors import withheld_count
 from exports.streaming import ExportStream
-from integrations.errors import ConnectorError, ErrorKind
 from mktintegration.crypto import SecretsUnreadable, decrypt_secrets
+from mktintegration.errors import ConnectorError, ErrorKind
 
 log = logging.getLogger(__name__)
 

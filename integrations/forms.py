@@ -9,11 +9,11 @@ from django.forms.utils import pretty_name
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
 from integrations.connectors.values import value_map_problems
-from integrations.errors import ConnectorError
 from integrations.mapping import MappingError, template_fields
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.services import sync_destination_fields, sync_validate
 from mktintegration.admin_base import secrets_status
+from mktintegration.errors import ConnectorError
 
 
 def _secret_names() -> list[str]:

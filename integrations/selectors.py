@@ -12,8 +12,8 @@ from django.core.cache import cache
 from integrations.connectors import connector_class
 from integrations.connectors.base import DestinationField, RateSpec
 from integrations.engine.ratelimit import RateBudget
-from integrations.http import HttpClient
 from integrations.models import Connection, Sync
+from mktintegration.http import HttpClient
 
 FIELDS_CACHE_SECONDS = 900
 

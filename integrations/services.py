@@ -18,7 +18,6 @@ from integrations.connectors.values import value_map_problems
 from integrations.engine.access import plan_access_log
 from integrations.engine.planner import Planner
 from integrations.engine.runs import _dispatch_run, sync_pause
-from integrations.errors import ConnectorError
 from integrations.mapping import MappingError, compile_mappings, template_fields
 from integrations.models import (
     Connection,
@@ -40,6 +39,7 @@ from integrations.selectors import (  # noqa: F401 - part of the services' inter
     destination_fields,
     sync_destination_fields,
 )
+from mktintegration.errors import ConnectorError
 from mktintegration.scheduling import periodic_task_remove, periodic_task_sync, schedule_validate
 
 

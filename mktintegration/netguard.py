@@ -1,6 +1,6 @@
 """The outbound address guard: one rule for every connection the product opens.
 
-Outbound HTTP (``integrations/http.py``) and SFTP (``exports/destinations/sftp.py``) refuse
+Outbound HTTP (``mktintegration/http.py``) and SFTP (``exports/destinations/sftp.py``) refuse
 to reach private, loopback, link-local, multicast and other non-global addresses, unless the
 host name is listed in ``MKT_HTTP_ALLOW_PRIVATE_HOSTS`` (tests and the demo's emulators on
 127.0.0.1). The rule is applied twice: when a destination is saved (a form error naming the

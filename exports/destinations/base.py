@@ -29,7 +29,7 @@ class ExportFile:
 class DestinationType:
     """One kind of destination. Subclasses validate their config and deliver files.
 
-    ``deliver`` raises ``integrations.errors.ConnectorError`` whose ``kind`` says whether a
+    ``deliver`` raises ``mktintegration.errors.ConnectorError`` whose ``kind`` says whether a
     retry may help (TRANSIENT, RATE_LIMITED) or not (PERMANENT, AUTH, CONFIG); its message
     never holds a secret.
     """

@@ -14,8 +14,8 @@ from django.conf import settings
 
 from exports.destinations.base import DestinationType, ExportFile, raise_if, register
 from exports.streaming import CONTENT_TYPES
-from integrations.errors import ConnectorError, ErrorKind
-from integrations.http import HttpClient, check_url
+from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.http import HttpClient, check_url, retry_after_seconds
 
 VENDOR = "https-export"
 TIMEOUT = (10.0, 300.0)  # connect, read (the receiver may take a while to store a big file)
@@ -45,13 +45,6 @@ def body_signature(path: Path, secret: str) -> str:
 def url_without_query(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def _retry_after(response) -> float | None:
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return None
 
 
 @register
@@ -125,7 +118,7 @@ class Https(DestinationType):
                 said,
                 kind=ErrorKind.RATE_LIMITED,
                 status=status,
-                retry_after=_retry_after(response),
+                retry_after=retry_after_seconds(response),
             )
         if status >= 500:
             raise ConnectorError(said, kind=ErrorKind.TRANSIENT, status=status)

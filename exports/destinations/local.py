@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from exports.destinations.base import DestinationType, ExportFile, raise_if, register
-from integrations.errors import ConnectorError, ErrorKind
+from mktintegration.errors import ConnectorError, ErrorKind
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 

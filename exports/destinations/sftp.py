@@ -22,8 +22,8 @@ from typing import Any
 import paramiko
 
 from exports.destinations.base import DestinationType, ExportFile, raise_if, register
-from integrations.errors import ConnectorError, ErrorKind
 from mktintegration import netguard
+from mktintegration.errors import ConnectorError, ErrorKind
 
 CONNECT_TIMEOUT = 15.0
 IO_TIMEOUT = 60.0

@@ -21,8 +21,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from integrations.errors import ConnectorError, ErrorKind
-from integrations.http import HttpClient, Response
+from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.http import HttpClient, Response, retry_after_seconds
 
 
 @dataclass(frozen=True)
@@ -220,16 +220,6 @@ class Connector:
                 if body.get(key):
                     return str(body[key])[:300]
         return str(body)[:300]
-
-
-def retry_after_seconds(response: Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        return None
 
 
 @dataclass

@@ -28,7 +28,7 @@ from integrations.connectors.base import (
     RecordResult,
 )
 from integrations.connectors.values import ValueKind
-from integrations.errors import ConnectorError, ErrorKind
+from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_BATCH = 100
 

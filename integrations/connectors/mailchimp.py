@@ -33,7 +33,7 @@ from integrations.connectors.base import (
     RecordResult,
 )
 from integrations.connectors.values import ValueKind
-from integrations.errors import ConnectorError, ErrorKind
+from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_MEMBERS = 500
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

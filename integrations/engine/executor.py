@@ -23,7 +23,6 @@ from integrations.connectors.base import Outcome, OutRecord, RecordResult
 from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import Decision, SyncContext
 from integrations.engine.ratelimit import RateWaitTooLong
-from integrations.errors import ConnectorError, ErrorKind
 from integrations.models import (
     ConnectionStatus,
     DeadLetter,
@@ -34,6 +33,7 @@ from integrations.models import (
 )
 from integrations.models.runs import BatchStatus
 from integrations.selectors import connector_for
+from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_BACKOFF = 900.0
 # A request the vendor refuses as a whole is halved at most this often to find the record at

@@ -32,11 +32,11 @@ from integrations.engine.ledger_io import (
     ledger_update,
 )
 from integrations.engine.source import SourceReader
-from integrations.errors import ConnectorError
 from integrations.mapping import build_payload, compile_mappings, source_fields
 from integrations.mapping import payload_hash as hash_payload
 from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncRun
 from integrations.selectors import sync_destination_fields
+from mktintegration.errors import ConnectorError
 
 log = logging.getLogger(__name__)
 PREVIEW_PAYLOADS = 20

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import transaction
 
 from integrations.connectors.base import RateSpec
-from integrations.errors import ConnectorError, ErrorKind
 from integrations.models import RateBucket
+from mktintegration.errors import ConnectorError, ErrorKind
 
 SAFETY = 0.98
 

@@ -70,8 +70,8 @@ class Connection(models.Model):
 
     def clean(self):
         from integrations.connectors import REGISTRY
-        from integrations.errors import ConnectorError
-        from integrations.http import check_url
+        from mktintegration.errors import ConnectorError
+        from mktintegration.http import check_url
 
         errors = {}
         connector = REGISTRY.get(self.vendor)

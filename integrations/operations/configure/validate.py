@@ -12,12 +12,12 @@ from django.core.exceptions import ValidationError
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
 from integrations.connectors.values import value_map_problems
-from integrations.errors import ConnectorError
 from integrations.mapping import MappingError, template_fields, value_map_check
 from integrations.models import Connection
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.configure.plan import Plan, SyncPlan
 from integrations.services import sync_destination_fields, sync_validate
+from mktintegration.errors import ConnectorError
 
 # sync_validate's error keys that are not document fields of the sync as they are.
 _SYNC_KEY_PATHS = {"connection": "destination_object"}

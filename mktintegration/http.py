@@ -16,6 +16,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from fnmatch import fnmatch
 from urllib.parse import urlsplit
 
@@ -27,8 +29,8 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from audit.services import outbound_log_write
-from integrations.errors import ConnectorError, ErrorKind
 from mktintegration import netguard
+from mktintegration.errors import ConnectorError, ErrorKind
 
 Response = requests.Response
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read
@@ -185,7 +187,8 @@ class HttpClient:
             if status == 429:
                 self.rate_limited += 1
                 if self.throttle is not None:
-                    self.throttle.block(_retry_after(response))
+                    wait = retry_after_seconds(response)
+                    self.throttle.block(10.0 if wait is None else wait)
             return response
         except requests.Timeout as exc:
             error = f"timeout: {type(exc).__name__}"
@@ -251,8 +254,25 @@ class HttpClient:
         raise ConnectorError(f"{self.vendor}: too many redirects", kind=ErrorKind.PERMANENT)
 
 
-def _retry_after(response: Response, default: float = 10.0) -> float:
+MAX_RETRY_AFTER = 86_400.0  # a day: a longer wait asked for is taken as a day
+
+
+def retry_after_seconds(response: Response) -> float | None:
+    """The response's ``Retry-After`` in seconds (delta-seconds or an HTTP-date, RFC 9110
+    §10.2.3), bounded to a day; None when absent or unreadable. The one parser of it."""
+    raw = (response.headers.get("Retry-After") or "").strip()
+    if not raw:
+        return None
     try:
-        return max(float(response.headers.get("Retry-After", default)), 0.0)
+        seconds = float(raw)
     except ValueError:
-        return default
+        try:
+            moment = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

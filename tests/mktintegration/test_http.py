@@ -1,12 +1,13 @@
 """The outbound HTTP client: SSRF guard, redirects, timeouts, outbound log."""
 
 import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from audit.models import OutboundLog
-from integrations.errors import ConnectorError, ErrorKind
-from integrations.http import HttpClient, check_url, redact_path
+from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.http import HttpClient, check_url, redact_path
 from tests.fakes.receiver import FakeReceiver
 
 
@@ -174,3 +175,41 @@ def test_hubspot_spent_window_header_holds_the_budget(hubspot_connection, hubspo
         )
 
     assert throttle.blocked == [pytest.approx(10 / 2)]  # after the second, the window is spent
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        ("999999999", 86_400.0),  # bounded to a day
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+    ],
+)
+def test_retry_after_is_read_one_way_everywhere(header, seconds):
+    from requests import Response
+
+    from mktintegration.http import retry_after_seconds
+
+    response = Response()
+    if header:
+        response.headers["Retry-After"] = header
+
+    assert retry_after_seconds(response) == seconds
+
+
+def test_retry_after_may_be_an_http_date():
+    from email.utils import format_datetime
+
+    from requests import Response
+
+    from mktintegration.http import retry_after_seconds
+
+    response = Response()
+    when = datetime.now(UTC) + timedelta(seconds=120)
+    response.headers["Retry-After"] = format_datetime(when, usegmt=True)
+
+    assert 100 <= retry_after_seconds(response) <= 120
