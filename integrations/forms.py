@@ -8,8 +8,7 @@ from django.forms.utils import pretty_name
 
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
-from integrations.connectors.values import value_map_problems
-from integrations.mapping import MappingError, template_fields
+from integrations.mapping_rules import mapping_problems
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.services import sync_destination_fields, sync_validate
 from mktintegration.admin_base import secrets_status
@@ -169,57 +168,41 @@ class SyncForm(forms.ModelForm):
 
 
 class MappingFormSet(forms.BaseInlineFormSet):
-    """Each mapping row: its source exists in the dataset, its target at the destination."""
+    """The mapping rows, checked by the one mapping validator (integrations.mapping_rules)."""
 
     def clean(self):
         super().clean()
         sync = self.instance
         dataset = DATASETS.get(sync.dataset)
+        if dataset is None:
+            return  # the sync form says so
         connector = REGISTRY.get(sync.connection.vendor) if sync.connection_id else None
-        if dataset is None or connector is None or sync.destination_object not in connector.objects:
-            return
-        try:
-            known = sync_destination_fields(sync)
-        except ConnectorError as exc:
-            raise ValidationError(
-                f"Could not read the destination's fields to check the mapping: {exc}"
-            ) from None
-        targets = set()
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE"):
-                continue
-            source, template = data.get("source_field", ""), data.get("template", "")
-            target = data.get("destination_field", "")
-            if not source and not template:
-                form.add_error("source_field", "Give a source field or a template.")
-                continue
+        known = None
+        if connector is not None and sync.destination_object in connector.objects:
             try:
-                used = template_fields(template) if template else [source]
-            except MappingError as exc:
-                form.add_error("template", str(exc))
-                continue
-            unknown = [name for name in used if name not in dataset.field_names]
-            if unknown:
-                form.add_error(
-                    "template" if template else "source_field",
-                    f"{', '.join(unknown)} is not a field of {dataset.name}.",
-                )
-            if target not in known:
-                sample = ", ".join(sorted(known)[:30])
-                form.add_error(
-                    "destination_field",
-                    f"{target!r} does not exist at {connector.label} "
-                    f"({sync.destination_object}); fields include: {sample}",
-                )
-            elif known[target].read_only:
-                form.add_error("destination_field", f"{target!r} is read-only at the destination.")
-            else:
-                for problem in value_map_problems(known[target], data.get("value_map") or {}):
-                    form.add_error("value_map", f"Value map: {problem}")
-            if target in targets:
-                form.add_error("destination_field", f"{target!r} is mapped twice.")
-            targets.add(target)
+                known = sync_destination_fields(sync)
+            except ConnectorError as exc:
+                raise ValidationError(
+                    f"Could not read the destination's fields to check the mapping: {exc}"
+                ) from None
+        rows = [
+            form
+            for form in self.forms
+            if getattr(form, "cleaned_data", None) and not form.cleaned_data.get("DELETE")
+        ]
+        for problem in mapping_problems(
+            [form.instance for form in rows],
+            dataset=dataset,
+            fields=known,
+            label=connector.label if connector else "the destination",
+            object_name=sync.destination_object,
+            match_field=sync.match_destination_field,
+        ):
+            if problem.index is None:
+                raise ValidationError(problem.message)
+            form = rows[problem.index]
+            field = problem.field if problem.field in form.fields else None
+            form.add_error(field, problem.message)
 
 
 class FieldMappingForm(forms.ModelForm):

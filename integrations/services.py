@@ -14,11 +14,11 @@ from exports.datasets import DATASETS
 from exports.query import ExportInputError, export_query_parse
 from exports.selectors import filter_values_unmatched
 from integrations.connectors import REGISTRY
-from integrations.connectors.values import value_map_problems
 from integrations.engine.access import plan_access_log
 from integrations.engine.planner import Planner
 from integrations.engine.runs import _dispatch_run, sync_pause
-from integrations.mapping import MappingError, compile_mappings, template_fields
+from integrations.mapping import template_fields
+from integrations.mapping_rules import mapping_problems
 from integrations.models import (
     Connection,
     ConnectionCheck,
@@ -115,10 +115,6 @@ def sync_validate(sync: Sync, mappings: list) -> None:
                 f"{sync.match_source_field!r} is not a field of {dataset.name}; "
                 f"fields: {', '.join(dataset.field_names)}.",
             )
-        try:
-            compile_mappings(mappings, dataset)
-        except MappingError as exc:
-            add("mappings", str(exc))
         if destination and destination.personal_data and dataset.personal_data:
             if not sync.consent_purpose:
                 add(
@@ -128,6 +124,8 @@ def sync_validate(sync: Sync, mappings: list) -> None:
                 )
             elif dataset.consent_subject_sql is None:
                 add("consent_purpose", f"{dataset.name} carries no consent records.")
+    if destination and sync.mode == "mirror" and not destination.supports_delete:
+        add("mode", f"{destination.label} cannot archive records: mirror is not offered here.")
     if destination:
         for needed in destination.requires:
             if not (sync.destination_config or {}).get(needed):
@@ -138,18 +136,32 @@ def sync_validate(sync: Sync, mappings: list) -> None:
         for field, messages in exc.message_dict.items():
             for message in messages:
                 add(field, message)
+    fields = None
     if not errors and destination:
-        _validate_destination_fields(sync, destination, mappings, add)
+        fields = _validate_destination_fields(sync, destination, add)
+    if dataset:
+        for problem in mapping_problems(
+            mappings,
+            dataset=dataset,
+            fields=fields,
+            label=connector.label if connector else "the destination",
+            object_name=sync.destination_object,
+            match_field=sync.match_destination_field,
+        ):
+            where = f"mapping {problem.index + 1}: " if problem.index is not None else ""
+            add("mappings", where + problem.message)
     if errors:
         raise ValidationError(errors)
 
 
-def _validate_destination_fields(sync, destination, mappings, add) -> None:
+def _validate_destination_fields(sync, destination, add) -> dict | None:
+    """The match field is a unique field of the destination; the destination's fields by
+    name (None when they could not be read, which is an error of its own)."""
     try:
         fields = sync_destination_fields(sync)
     except ConnectorError as exc:
         add("connection", f"Could not read the destination's fields to check the mapping: {exc}")
-        return
+        return None
     match = sync.match_destination_field
     unique = destination.match_fields or [name for name, f in fields.items() if f.unique]
     if match not in fields:
@@ -160,15 +172,7 @@ def _validate_destination_fields(sync, destination, mappings, add) -> None:
             f"{match!r} is not unique at the destination; unique "
             f"fields: {', '.join(unique) or 'none'}.",
         )
-    for mapping in mappings:
-        target = mapping.destination_field
-        if target not in fields:
-            add("mappings", f"{target!r} is not a field of {destination.label}.")
-        elif fields[target].read_only:
-            add("mappings", f"{target!r} is read-only at the destination.")
-        else:
-            for problem in value_map_problems(fields[target], mapping.value_map or {}):
-                add("mappings", f"value map: {problem}")
+    return fields
 
 
 def sync_filter_warnings(*, sync: Sync) -> list[str]:

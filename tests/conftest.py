@@ -143,3 +143,20 @@ def mailchimp():
             for problem in spec.request_problems(recorded) + spec.response_problems(recorded)
         ]
         assert not problems, "off Mailchimp's published spec:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def api():
+    """``api(user)`` or ``api(token=raw)``: a DRF test client authenticated either way."""
+
+    from rest_framework.test import APIClient
+
+    def make(user=None, *, token=None):
+        client = APIClient()
+        if token:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        elif user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return make

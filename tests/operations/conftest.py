@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from mktintegration import roles
 from tests.fakes.smtp import FakeSMTP
@@ -33,18 +32,3 @@ def integration_admin(user_with_role):
 @pytest.fixture
 def manager(user_with_role):
     return user_with_role(roles.MARKETING_MANAGER, username="mona", email="mona@ourcompany.example")
-
-
-@pytest.fixture
-def api():
-    """``api(user)`` or ``api(token=raw)``: a DRF test client authenticated either way."""
-
-    def make(user=None, *, token=None):
-        client = APIClient()
-        if token:
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        elif user is not None:
-            client.force_authenticate(user)
-        return client
-
-    return make

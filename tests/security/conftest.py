@@ -13,7 +13,7 @@ from exports.services import export_destination_save, export_schedule_save
 from integrations.models import Connection, FieldMapping, Sync, SyncRun
 from mktintegration import roles
 from tests.factories import UserFactory
-from tests.operations.conftest import api, integration_admin  # noqa: F401 - fixtures
+from tests.operations.conftest import integration_admin  # noqa: F401 - a fixture
 
 ANONYMOUS = "anonymous"
 NO_ROLE = "staff, no role"

@@ -11,8 +11,7 @@ from django.core.exceptions import ValidationError
 
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
-from integrations.connectors.values import value_map_problems
-from integrations.mapping import MappingError, template_fields, value_map_check
+from integrations.mapping_rules import mapping_problems
 from integrations.models import Connection
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.configure.plan import Plan, SyncPlan
@@ -53,8 +52,11 @@ def _sync_errors(plan: SyncPlan, *, usable: bool) -> Errors:
 
 
 def _mapping_errors(plan: SyncPlan, *, usable: bool) -> Errors:
+    """The mappings by path, checked by the one mapping validator (mapping_rules)."""
     sync, path = plan.sync, join("syncs", plan.index)
     dataset = DATASETS.get(sync.dataset)
+    if dataset is None:
+        return []  # sync_validate names the unknown dataset
     connector = REGISTRY.get(sync.connection.vendor) if usable else None
     destination = connector.objects.get(sync.destination_object) if connector else None
     known = None
@@ -64,53 +66,16 @@ def _mapping_errors(plan: SyncPlan, *, usable: bool) -> Errors:
         except ConnectorError:
             known = None  # sync_validate reports that the fields could not be read
     errors: Errors = []
-    targets: set[str] = set()
-    for index, mapping in enumerate(plan.mappings):
-        mpath = join(join(path, "mappings"), index)
-        source, template = mapping.source_field, mapping.template
-        if bool(source) == bool(template):
-            errors.append(
-                (join(mpath, "source_field"), "give a source_field or a template (one of them)")
-            )
-        elif dataset is not None:
-            try:
-                used = template_fields(template) if template else [source]
-            except MappingError as exc:
-                errors.append((join(mpath, "template"), str(exc)))
-                used = []
-            unknown = [n for n in used if n not in dataset.field_names]
-            if unknown:
-                errors.append(
-                    (
-                        join(mpath, "template" if template else "source_field"),
-                        f"{', '.join(unknown)} is not a field of {dataset.name}; fields: "
-                        f"{', '.join(dataset.field_names)}",
-                    )
-                )
-        target = mapping.destination_field
-        if target in targets:
-            errors.append((join(mpath, "destination_field"), f"{target!r} is mapped twice"))
-        targets.add(target)
-        if known is not None and target not in known:
-            sample = ", ".join(sorted(known)[:30])
-            errors.append(
-                (
-                    join(mpath, "destination_field"),
-                    f"{target!r} does not exist at {connector.label} ({sync.destination_object}); "
-                    f"fields include: {sample}",
-                )
-            )
-        elif known is not None and known[target].read_only:
-            errors.append(
-                (join(mpath, "destination_field"), f"{target!r} is read-only at the destination")
-            )
-        elif known is not None:
-            errors += [
-                (join(mpath, "value_map"), problem)
-                for problem in value_map_problems(known[target], mapping.value_map or {})
-            ]
-        try:
-            value_map_check(mapping.value_map)
-        except MappingError as exc:
-            errors.append((join(mpath, "value_map"), str(exc)))
+    for problem in mapping_problems(
+        plan.mappings,
+        dataset=dataset,
+        fields=known,
+        label=connector.label if connector else "the destination",
+        object_name=sync.destination_object,
+        match_field=sync.match_destination_field,
+    ):
+        where = join(path, "mappings")
+        if problem.index is not None:
+            where = join(join(where, problem.index), problem.field)
+        errors.append((where, problem.message))
     return errors
