@@ -15,8 +15,9 @@ from exports.query import ExportInputError, export_query_parse
 from exports.selectors import filter_values_unmatched
 from integrations.connectors import REGISTRY
 from integrations.engine.access import plan_access_log
+from integrations.engine.dispatch import dispatch_run
 from integrations.engine.planner import Planner
-from integrations.engine.runs import _dispatch_run, sync_pause
+from integrations.engine.state import sync_pause
 from integrations.mapping import template_fields
 from integrations.mapping_rules import mapping_problems
 from integrations.models import (
@@ -254,7 +255,7 @@ def sync_run_start(*, sync: Sync, trigger: str, user=None, full: bool = False) -
                 config_version=sync.config_version,
                 full_plan=full,
             )
-            _dispatch_run(run.pk)
+            dispatch_run(run.pk)
     except IntegrityError:
         active = SyncRun.objects.filter(
             sync=sync, status__in=[RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.DELIVERING]

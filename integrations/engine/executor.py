@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,8 +23,8 @@ from integrations.connectors.base import Outcome, OutRecord, RecordResult
 from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import Decision, SyncContext
 from integrations.engine.ratelimit import RateWaitTooLong
+from integrations.engine.state import run_counters_add
 from integrations.models import (
-    ConnectionStatus,
     DeadLetter,
     LedgerEntry,
     LedgerStatus,
@@ -468,14 +468,6 @@ class BatchDelivery:
             )
 
 
-def connection_mark_failed(connection, *, auth: bool, message: str) -> None:
-    type(connection).objects.filter(pk=connection.pk).update(
-        status=ConnectionStatus.AUTH_FAILED if auth else ConnectionStatus.FAILING,
-        last_error=message[:2000],
-        last_checked_at=timezone.now(),
-    )
-
-
 def _created_by_lost_write(entry, result: RecordResult) -> bool:
     """An "updated" answer for a record this sync never had confirmed, which the vendor says
     it created after our first write to it was sent: that write created it and its answer was
@@ -489,29 +481,3 @@ def _created_by_lost_write(entry, result: RecordResult) -> bool:
         and result.created_at is not None
         and result.created_at >= entry.intent_at
     )
-
-
-def run_counters_add(run_id: int, result: BatchResult, *, finished: bool = True) -> None:
-    """Add a batch's counts to its run (and, when it finished, count it as done); note
-    whether it was the run's last."""
-    increments = {name: count for name, count in result.counts.items() if count}
-    increments.update(
-        batches_done=1 if finished else 0,
-        batches_total=len(result.new_batches),
-        api_calls=result.api_calls,
-        rate_limited=result.rate_limited,
-    )
-    table = SyncRun._meta.db_table
-    assignments = ", ".join(f"{name} = {name} + %s" for name in increments)
-    with connection.cursor() as cursor:
-        cursor.execute(  # column names from BUCKETS and the model, values bound
-            f"UPDATE {table} SET {assignments}, heartbeat_at = %s WHERE id = %s "  # noqa: S608
-            "RETURNING batches_done, batches_total",
-            [
-                *increments.values(),
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                run_id,
-            ],
-        )
-        done, total = cursor.fetchone()
-    result.run_complete = done >= total

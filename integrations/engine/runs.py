@@ -19,44 +19,16 @@ from django.utils import timezone
 from audit.models import Outcome
 from exports.query import ExportInputError
 from integrations.engine.access import plan_access_log
-from integrations.engine.executor import (
-    JOB_POLL_SECONDS,
-    BatchDelivery,
-    connection_mark_failed,
-)
+from integrations.engine.dispatch import dispatch_batches, dispatch_polls, dispatch_run
+from integrations.engine.executor import JOB_POLL_SECONDS, BatchDelivery
 from integrations.engine.planner import Planner
+from integrations.engine.state import connection_mark_failed, run_end, sync_pause
 from integrations.mapping import MappingError
 from integrations.models import RunStatus, Sync, SyncBatch, SyncRun
 from integrations.models.runs import BatchStatus
 
 log = logging.getLogger(__name__)
 MAX_RUN_ATTEMPTS = 3
-
-
-def _dispatch_run(run_id: int) -> None:
-    from integrations.tasks import run_sync_task
-
-    transaction.on_commit(lambda: run_sync_task.delay(run_id=run_id))
-
-
-def _dispatch_polls(batch_ids: list[int], countdown: float) -> None:
-    from integrations.tasks import poll_batch_task
-
-    def send():
-        for batch_id in batch_ids:
-            poll_batch_task.apply_async(kwargs={"batch_id": batch_id}, countdown=countdown)
-
-    transaction.on_commit(send)
-
-
-def _dispatch_batches(batch_ids: list[int], countdown: float = 0) -> None:
-    from integrations.tasks import deliver_batch_task
-
-    def send():
-        for batch_id in batch_ids:
-            deliver_batch_task.apply_async(kwargs={"batch_id": batch_id}, countdown=countdown)
-
-    transaction.on_commit(send)
 
 
 def run_claim(run_id: int) -> SyncRun | None:
@@ -74,7 +46,7 @@ def run_execute(*, run_id: int) -> None:
         return
     sync = run.sync
     if sync.paused or not sync.enabled:
-        _run_end(run, RunStatus.SKIPPED, error=f"sync is paused: {sync.pause_reason or 'disabled'}")
+        run_end(run, RunStatus.SKIPPED, error=f"sync is paused: {sync.pause_reason or 'disabled'}")
         return
 
     def heartbeat():
@@ -99,7 +71,7 @@ def run_execute(*, run_id: int) -> None:
             SyncRun.objects.filter(pk=run.pk).update(
                 batches_total=F("batches_total") + len(batches), heartbeat_at=timezone.now()
             )
-            _dispatch_batches([b.pk for b in batches])
+            dispatch_batches([b.pk for b in batches])
 
     planner.on_keys, planner.flush_size = deliver, per_task
     started, outcome = time.monotonic(), Outcome.ERROR
@@ -134,7 +106,7 @@ def run_execute(*, run_id: int) -> None:
 def _run_config_error(run: SyncRun, exc: Exception) -> None:
     reason = f"configuration error: {exc}"
     sync_pause(sync=run.sync, reason=reason)
-    _run_end(run, RunStatus.FAILED, error=reason)
+    run_end(run, RunStatus.FAILED, error=reason)
 
 
 def batch_claim(batch_id: int) -> SyncBatch | None:
@@ -182,14 +154,14 @@ def _after_batch(batch, delivery, result) -> None:
             message=result.pause_reason,
         )
     if result.waiting_job:
-        _dispatch_polls([batch.pk], JOB_POLL_SECONDS)
+        dispatch_polls([batch.pk], JOB_POLL_SECONDS)
         return
     if result.retry_in is not None:
         delivery.requeue()
-        _dispatch_batches([batch.pk], countdown=result.retry_in)
+        dispatch_batches([batch.pk], countdown=result.retry_in)
         return
     if result.new_batches:
-        _dispatch_batches(result.new_batches)
+        dispatch_batches(result.new_batches)
     if result.run_complete:
         run_finish_if_done(batch.run_id)
 
@@ -207,16 +179,6 @@ def run_finish_if_done(run_id: int) -> None:
     SyncRun.objects.filter(pk=run_id, status=RunStatus.DELIVERING).update(
         status=status, finished_at=timezone.now()
     )
-
-
-def _run_end(run: SyncRun, status: str, *, error: str = "") -> None:
-    SyncRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now(), error=error)
-
-
-def sync_pause(*, sync: Sync, reason: str) -> None:
-    """Pause a sync with the reason (saved, so the change history records who and why)."""
-    sync.paused, sync.pause_reason = True, reason[:2000]
-    sync.save(update_fields=["paused", "pause_reason", "updated_at"])
 
 
 def runs_reap() -> dict[str, int]:
@@ -244,14 +206,14 @@ def runs_reap() -> dict[str, int]:
                     config_version=run.config_version,
                     attempt=run.attempt + 1,
                 )
-                _dispatch_run(again.pk)
+                dispatch_run(again.pk)
             counts["runs"] += 1
     lost_runs = SyncRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=stale).values_list(
         "pk", flat=True
     )
     for run_id in lost_runs:
         counts["runs"] += 1
-        _dispatch_run(run_id)
+        dispatch_run(run_id)
     running = SyncBatch.objects.filter(status=BatchStatus.RUNNING, heartbeat_at__lt=stale)
     requeued = list(running.values_list("pk", flat=True))
     running.update(status=BatchStatus.QUEUED, not_before=None)
@@ -263,12 +225,12 @@ def runs_reap() -> dict[str, int]:
     ids = sorted(set(requeued) | set(waiting.values_list("pk", flat=True)))
     counts["batches"] = len(ids)
     if ids:
-        _dispatch_batches(ids)
+        dispatch_batches(ids)
     jobs = list(
         SyncBatch.objects.filter(status=BatchStatus.WAITING, not_before__lt=stale).values_list(
             "pk", flat=True
         )
     )
     if jobs:
-        _dispatch_polls(jobs, 0)
+        dispatch_polls(jobs, 0)
     return counts

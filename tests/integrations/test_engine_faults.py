@@ -379,7 +379,7 @@ def test_delivery_starts_while_the_plan_goes_on_and_counts_still_add_up(
             seen_status.append(SyncRun.objects.get(batches__pk=batch_id).status)
             batch_execute(batch_id=batch_id)
 
-    monkeypatch.setattr(runs, "_dispatch_batches", deliver_now)
+    monkeypatch.setattr(runs, "dispatch_batches", deliver_now)
     run = sync_run_start(sync=company_sync, trigger="manual")
     run_execute(run_id=run.pk)
 

@@ -200,7 +200,7 @@ def test_engine_alerts_keep_their_names_and_reach_the_mailbox(smtp, hubspot, int
 
 @pytest.mark.django_db
 def test_an_engine_pause_alerts_but_a_users_pause_does_not(smtp, sync, integration_admin):
-    from integrations.engine.runs import sync_pause
+    from integrations.engine.state import sync_pause
     from integrations.services import sync_set_paused
 
     evaluate_all()
