@@ -48,8 +48,9 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
-def _as_datetime(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
+def _as_datetime(value: Any) -> datetime:
+    """A value (not None: transforms pass None through) as an aware date-time."""
+    if isinstance(value, datetime):
         return value
     parsed = parse_datetime(str(value))
     if parsed is None:
@@ -110,6 +111,7 @@ class CompiledMapping:
     value_map: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def value(self, row: dict[str, Any]) -> Any:
+        raw: Any
         if self.template:
             safe = {k: ("" if v is None else v) for k, v in row.items()}
             raw = self.template.format_map(safe).strip()

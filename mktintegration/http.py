@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from fnmatch import fnmatch
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -70,7 +71,21 @@ def check_url(url: str, *, allowed_hosts: tuple[str, ...] = ()) -> str:
     return url
 
 
-class _GuardedConnectionMixin:
+class Throttle(Protocol):
+    """A shared rate budget: ``acquire()`` before each request, ``block(seconds)`` after a 429."""
+
+    def acquire(self) -> None: ...
+
+    def block(self, seconds: float) -> None: ...
+
+
+if TYPE_CHECKING:  # the mixin is only ever mixed into urllib3's HTTPConnection
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
+
+
+class _GuardedConnectionMixin(_ConnectionBase):
     """urllib3's connect, through the address guard: the name is resolved and checked once and
     the socket connected to a checked address, so no internal address is ever connected to."""
 
@@ -150,8 +165,7 @@ class HttpClient:
     allowed_hosts: tuple[str, ...] = ()
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     ca_bundle: str | None = None
-    # A shared rate budget (acquire() before each request, block(seconds) after a 429).
-    throttle: object | None = None
+    throttle: Throttle | None = None
     calls: int = field(default=0, init=False)
     rate_limited: int = field(default=0, init=False)
     _session: requests.Session = field(init=False, repr=False)

@@ -77,7 +77,7 @@ def resolve_checked(host: str, port: int) -> list[tuple]:
     except UnicodeError as exc:  # a label too long for the IDNA codec
         raise socket.gaierror(f"not a valid host name ({exc})") from None
     for info in infos:
-        check_address(host, info[4][0])
+        check_address(host, str(info[4][0]))
     return infos
 
 

@@ -56,6 +56,7 @@ class Mailchimp(Connector):
     auth_kinds = ("api_key",)
     secret_fields = {"api_key": ("api_key",)}
     config_class = MailchimpConfig
+    config: MailchimpConfig
     objects = {
         "members": DestinationObject(
             "members",

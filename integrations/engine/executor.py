@@ -350,7 +350,7 @@ class BatchDelivery:
         decisions = decisions or {}
         now = timezone.now()
         counts = self.result.counts
-        dead_letters = []
+        dead_letters: list[DeadLetter] = []
         with transaction.atomic():
             for entry in self.entries.values():
                 if entry.pk in local:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -256,7 +257,7 @@ class Planner:
         self.keys_read = 0
         # Streaming: called with record keys to deliver as soon as a task's worth is planned
         # (and with the rest at the end), so delivery starts while the plan goes on.
-        self.on_keys = None
+        self.on_keys: Callable[[list[str], str], None] | None = None
         self.flush_size = 0
 
     def plan(self) -> PlanResult:
@@ -266,7 +267,9 @@ class Planner:
             or sync.source_watermark is None
             or sync.planned_config_version != sync.config_version
         )
-        since = None if full else sync.source_watermark - timedelta(minutes=sync.lookback_minutes)
+        since = None
+        if not full and sync.source_watermark is not None:
+            since = sync.source_watermark - timedelta(minutes=sync.lookback_minutes)
         started = timezone.now()
         empty_ledger = not LedgerEntry.objects.filter(sync=sync).exists()
         for rows in self.ctx.reader.changed(since):
@@ -381,20 +384,26 @@ class Planner:
             return
         self.result.delete_keys.extend(gone)
 
-    def _record(self, decisions: list[Decision], ledger: dict[str, LedgerEntry]) -> None:
+    def _record(self, decisions: list[Decision], ledger: dict[str, LedgerState]) -> None:
         result = self.result
         if self.dry_run:
             # Preview: counts and the first payloads; nothing is written or sent.
             for d in decisions:
                 if len(result.preview) < PREVIEW_PAYLOADS and d.bucket != "unchanged":
-                    shown = {"key": d.key, "bucket": d.bucket, "match": d.match_value}
-                    shown.update(
-                        {"payload": d.payload} if d.bucket == "send" else {"reason": d.reason}
-                    )
+                    shown: dict[str, Any] = {
+                        "key": d.key,
+                        "bucket": d.bucket,
+                        "match": d.match_value,
+                    }
+                    if d.bucket == "send":
+                        shown["payload"] = d.payload
+                    else:
+                        shown["reason"] = d.reason
                     result.preview.append(shown)
                 result.counts["would_send" if d.bucket == "send" else d.bucket] += 1
             return
-        new, changed = [], []
+        new: list[PlannedRow] = []
+        changed: list[PlannedRow] = []
         for d in decisions:
             entry = ledger.get(d.key)
             if d.bucket == "unchanged":

@@ -120,7 +120,7 @@ class SourceReader:
         where, params = where_sql(query, self.dialect)
         with self.connection.cursor() as cursor:
             cursor.execute(f"SELECT {self.key_sql} FROM {self.dataset.from_sql}{where}", params)
-            keys = set()
+            keys: set[str] = set()
             while batch := cursor.fetchmany(CHUNK):
                 keys.update(str(row[0]) for row in batch)
         return keys
