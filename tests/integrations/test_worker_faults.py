@@ -113,3 +113,38 @@ def test_a_mirror_sync_killed_mid_run_still_knows_what_it_created(celery_worker,
     assert cleanup.deleted == 1_200, cleanup.counts()
     stored = hubspot.objects("companies")
     assert len(stored) == 1_200 and all(o["archived"] for o in stored)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_absorbs_502s_per_request_and_sends_no_bad_value(celery_worker, hubspot):
+    """One task of five vendor requests; each fails once with a 502 (five in all: as many as
+    one request may have), and some records carry a stage HubSpot does not offer: the run
+    succeeds, the bad values are invalid without a request, none is spent isolating them."""
+    CompanyFactory.create_batch(500, lifecycle_stage="lead")
+    CompanyFactory.create_batch(50, lifecycle_stage="churned")
+    sync = make_sync(
+        make_connection("hubspot", hubspot),
+        mappings=[("name", "name"), ("lifecycle_stage", "lifecyclestage")],
+    )
+    requests = 5  # 500 good records: one task of five requests of 100
+    hubspot.fail_next(1, status=502, path_contains="batch/upsert")
+    for _ in range(requests - 1):
+        hubspot.fail_next(1, status=502, path_contains="batch/upsert", after=1)
+
+    run = sync_run_start(sync=sync, trigger="manual")
+    wait_for(
+        lambda: SyncRun.objects.get(pk=run.pk).status not in ("queued", "planning", "delivering"),
+        timeout=180,
+        what="the run to finish",
+    )
+
+    run.refresh_from_db()
+    assert (run.status, run.created, run.invalid, run.failed) == (
+        RunStatus.SUCCEEDED,
+        500,
+        50,
+        0,
+    ), run.counts()
+    assert len(hubspot.calls("batch/upsert")) == 2 * requests  # each failed once, then landed
+    assert hubspot.pending_faults == 0 and hubspot.violations == []
