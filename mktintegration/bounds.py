@@ -78,6 +78,10 @@ class Range:
             MaxValueValidator(self.maximum, message=text),
         ]
 
+    def _noun(self) -> str:
+        whole = all(isinstance(v, int) for v in (self.minimum, self.maximum))
+        return "whole number" if whole else "finite number"
+
     def serializer_kwargs(self) -> dict[str, Any]:
         """For DRF's IntegerField and FloatField (which refuse NaN and infinities)."""
         in_range = f"Ensure this value is {self.describe()}."
@@ -85,7 +89,7 @@ class Range:
             "min_value": self.minimum,
             "max_value": self.maximum,
             "error_messages": {
-                "invalid": f"Enter a finite number {self.describe()}.",
+                "invalid": f"Enter a {self._noun()} {self.describe()}.",
                 "min_value": in_range,
                 "max_value": in_range,
             },
