@@ -248,6 +248,16 @@ def _run_refused(request, detail: str, code: str, running_id=None, run_url=None)
     )
 
 
+def _options(serializer_class, request, nothing_done: str):
+    """The request body's options, or a 400 naming each fault by path."""
+    options = serializer_class(data=request.data or {})
+    if options.is_valid():
+        return options.validated_data, None
+    errors = flatten(options.errors)
+    body = errors_body(errors, f"{len(errors)} error(s); {nothing_done}")
+    return None, Response(body, status=http.HTTP_400_BAD_REQUEST)
+
+
 class DeadLetterReplayView(GrantedObjectsAPIView):
     model = Sync
     scope = RUN
@@ -269,16 +279,10 @@ class DeadLetterReplayView(GrantedObjectsAPIView):
     )
     def post(self, request, pk: int):
         sync = self.get_granted(pk, perm="integrations.replay_deadletters")
-        options = out.ReplayRequestSerializer(data=request.data or {})
-        if not options.is_valid():
-            errors = flatten(options.errors)
-            return Response(
-                errors_body(errors, f"{len(errors)} error(s); nothing was replayed"),
-                status=http.HTTP_400_BAD_REQUEST,
-            )
-        count, run = deadletters_replay(
-            sync=sync, user=request.user, ids=options.validated_data.get("ids")
-        )
+        options, refused = _options(out.ReplayRequestSerializer, request, "nothing was replayed")
+        if refused is not None:
+            return refused
+        count, run = deadletters_replay(sync=sync, user=request.user, ids=options.get("ids"))
         return Response(
             {
                 "replayed": count,
@@ -312,13 +316,9 @@ class SyncRunStartView(GrantedObjectsAPIView):
     )
     def post(self, request, pk: int):
         sync = self.get_granted(pk, perm="integrations.run_sync")
-        options = out.SyncRunRequestSerializer(data=request.data or {})
-        if not options.is_valid():
-            errors = flatten(options.errors)
-            return Response(
-                errors_body(errors, f"{len(errors)} error(s); no run was started"),
-                status=http.HTTP_400_BAD_REQUEST,
-            )
+        options, refused = _options(out.SyncRunRequestSerializer, request, "no run was started")
+        if refused is not None:
+            return refused
         if sync.paused or not sync.enabled:
             reason = (sync.pause_reason or "paused") if sync.paused else "disabled"
             return _run_refused(request, f"sync is paused: {reason}", "paused")
@@ -327,7 +327,7 @@ class SyncRunStartView(GrantedObjectsAPIView):
                 sync=sync,
                 trigger=Trigger.API,
                 user=request.user,
-                full=options.validated_data["full"],
+                full=options["full"],
             )
         except SyncBusy as busy:
             running = busy.run.pk if busy.run else None
