@@ -32,6 +32,16 @@ def test_a_first_run_creates_and_a_change_updates_the_same_record(contract):
     assert synced.count() == 3 and all(synced.values_list("destination_id", flat=True))
 
 
+def test_more_records_than_one_request_takes_go_in_requests_the_vendor_accepts(contract):
+    size = contract.destination.max_batch
+    contract.make(size + 1)
+
+    run = start_and_drive(contract.sync())
+
+    assert (run.status, run.created) == (RunStatus.SUCCEEDED, size + 1), run.counts()
+    assert len(contract.writes()) == 2  # and the emulator held each to the vendor's limit
+
+
 def test_an_unchanged_record_is_not_sent_again(contract):
     contract.make(3)
     sync = contract.sync()
