@@ -146,6 +146,8 @@ class VendorProfile:
 
     # Faults, as the vendor sends them, on the next ``n`` write requests.
     def inject_429(self, server: FakeVendor, n: int, *, retry_after: int) -> None:
+        """A 429 with ``Retry-After``. Mailchimp documents none [M14], yet a connector must honour
+        one when it comes; without it the engine waits its own 10 s (not in the contract)."""
         server.fail_next(
             n, status=429, headers={"Retry-After": str(retry_after)}, path_contains=self.write_path
         )
