@@ -178,6 +178,11 @@ class Connector:
         """A reason this record can never be accepted (bad e-mail...), or None."""
         return None
 
+    def match_key(self, object_name: str, match_field: str, value: str) -> str:
+        """``value`` as the destination compares match values: two records with the same key
+        are one record there (e-mail addresses: whatever their case). Default: as it is."""
+        return value
+
     # --- shared helpers --------------------------------------------------------------------
     def url(self, path: str) -> str:
         base = (self.connection.base_url or self.base_url()).rstrip("/")

@@ -145,6 +145,9 @@ class HubSpot(Connector):
             for item in response.json().get("results", [])
         ]
 
+    def match_key(self, object_name: str, match_field: str, value: str) -> str:
+        return _norm(match_field, value)  # HubSpot keeps contact e-mails lower-cased
+
     def lookup(
         self,
         object_name: str,

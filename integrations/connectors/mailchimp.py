@@ -114,7 +114,14 @@ class Mailchimp(Connector):
     def list_fields(self, object_name: str, destination_config: dict) -> list[DestinationField]:
         list_id = _list_id(destination_config)
         fields = [
-            DestinationField("email_address", "E-mail address", "email", unique=True, required=True)
+            DestinationField(
+                "email_address",
+                "E-mail address",
+                "email",
+                unique=True,
+                required=True,
+                kind=ValueKind.EMAIL,
+            )
         ]
         offset = 0
         while True:
@@ -145,6 +152,9 @@ class Mailchimp(Connector):
         if not _EMAIL.match(record.match_value or ""):
             return f"{record.match_value!r} is not an e-mail address"
         return None
+
+    def match_key(self, object_name: str, match_field: str, value: str) -> str:
+        return value.lower()  # a member is the MD5 of the lower-cased address [M10]
 
     def lookup(
         self,

@@ -301,13 +301,27 @@ class Planner:
             result.sent += len(keys)
             self.on_keys(keys, "delete")
 
+    def _match_key(self, value: str) -> str:
+        """A match value as the destination compares it (e-mail addresses whatever their
+        case): two records with one key are one recipient, so the second is a duplicate. The
+        ledger keeps match values in this form."""
+        if not value:
+            return ""
+        sync = self.sync
+        return self.connector.match_key(
+            sync.destination_object, sync.match_destination_field, value
+        )
+
     def _ledger(self, keys: list[str]) -> dict[str, LedgerState]:
         return {key: LedgerState(*rest) for key, *rest in ledger_states(self.sync.pk, keys)}
 
     def _plan_rows(self, rows: list[dict], *, skip_ledger: bool = False) -> None:
         keys = [str(row["_key"]) for row in rows]
         ledger = {} if skip_ledger else self._ledger(keys)
-        match_values = [str(row.get(self.sync.match_source_field) or "").strip() for row in rows]
+        match_values = [
+            self._match_key(str(row.get(self.sync.match_source_field) or "").strip())
+            for row in rows
+        ]
         # A record the destination confirmed under this same value owns it; any other record
         # (new, changed value, or never confirmed) may collide with another's: look those up.
         moved = {
@@ -418,7 +432,7 @@ class Planner:
                 and d.bucket == "send"
             ):
                 status = LedgerStatus.INTENT_CREATE  # the executor looks it up before creating
-            row = PlannedRow(d.key, status, d.plan_hash, d.match_value, d.reason)
+            row = PlannedRow(d.key, status, d.plan_hash, self._match_key(d.match_value), d.reason)
             (new if entry is None else changed).append(row)
             if d.bucket == "send":
                 result.send_keys.append(d.key)

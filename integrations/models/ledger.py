@@ -40,6 +40,7 @@ class LedgerEntry(models.Model):
     )
     plan_hash = models.CharField(max_length=64, blank=True)
     destination_id = models.CharField(max_length=100, blank=True)
+    # As the destination compares it (Connector.match_key: e-mails lower-cased).
     match_value = models.CharField(max_length=255, blank=True)
     created_by_sync = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)

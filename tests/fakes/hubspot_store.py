@@ -261,7 +261,7 @@ class ObjectStore:
         Returns (object, created). Raises ``RecordError`` for invalid values or when a unique
         value already belongs to another object.
         """
-        values = {**properties, id_property: id_value}
+        values = self._stored_values({**properties, id_property: id_value})
         problems = self.upsert_problems(id_property, id_value, properties)
         if problems:
             raise RecordError(problems)
@@ -282,7 +282,7 @@ class ObjectStore:
         now = now or iso_now()
         object_id = str(next(self._ids))
         stamps = {"hs_object_id": object_id, "createdate": now, "hs_lastmodifieddate": now}
-        obj = CrmObject(object_id, {**values, **stamps}, now, now)
+        obj = CrmObject(object_id, {**self._stored_values(values), **stamps}, now, now)
         self.objects[object_id] = obj
         self.creations.update((name, self._key(name, v)) for name, v in obj.properties.items())
         self._index(obj)
@@ -296,6 +296,13 @@ class ObjectStore:
         self._unindex(obj)
         obj.archived = True
         obj.archived_at = iso_now()
+
+    def _stored_values(self, values: dict[str, str]) -> dict[str, str]:
+        """What HubSpot keeps of written values: a contact's ``email`` lower-cased (emulator
+        choice, as HubSpot shows it: ``Ann@X.com`` is stored and returned as ``ann@x.com``)."""
+        if self.object_type == "contacts" and values.get("email"):
+            return {**values, "email": values["email"].lower()}
+        return values
 
     def create_count(self, name: str, value: str) -> int:
         """How many objects were created holding ``value`` in property ``name``."""

@@ -137,6 +137,15 @@ class FakeMailchimp(FakeVendor):
             found.status = status
             found.last_changed = now_iso()
 
+    def forget_member(self, list_id: str, email: str) -> None:
+        """Permanently delete an address behind our back (someone did it in Mailchimp): it can
+        never be re-imported, so a batch subscribe refuses it with its own error [M7]."""
+        with self._lock:
+            audience = self._audience(list_id)
+            key = subscriber_hash(email)
+            audience.members.pop(key, None)
+            audience.forgotten.add(key)
+
     def create_count(self, list_id: str, email: str) -> int:
         """How many times the member was added (re-adding an archived member counts)."""
         with self._lock:

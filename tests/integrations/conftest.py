@@ -17,17 +17,26 @@ def _quick_backoff(settings):
 
 
 def make_connection(vendor, server, **kwargs):
+    """A saved connection to ``server`` (an emulator from tests/fakes): the connector's first
+    auth kind, with the emulator's credential as that kind's first secret (``auth_kind=`` and
+    ``credentials=`` say otherwise), at the emulator's API root."""
+    from integrations.connectors import connector_class
+
+    cls = connector_class(vendor)
+    auth_kind = kwargs.pop("auth_kind", cls.auth_kinds[0])
+    credentials = kwargs.pop("credentials", None) or {
+        cls.secret_fields[auth_kind][0]: server.credential
+    }
     connection = Connection(
         name=kwargs.pop("name", f"{vendor} test"),
         vendor=vendor,
-        auth_kind={"hubspot": "private_app_token", "mailchimp": "api_key"}[vendor],
-        base_url=server.url + ("/3.0" if vendor == "mailchimp" else ""),
+        auth_kind=auth_kind,
+        base_url=kwargs.pop("base_url", getattr(server, "base_url", server.url)),
         rate_limit_requests=kwargs.pop("rate_limit_requests", 10_000),
         rate_limit_seconds=kwargs.pop("rate_limit_seconds", 1),
         **kwargs,
     )
-    secret = {"hubspot": {"token": server.credential}, "mailchimp": {"api_key": server.credential}}
-    connection.set_credentials(secret[vendor])
+    connection.set_credentials(credentials)
     connection.save()
     return connection
 

@@ -1,0 +1,159 @@
+"""What the contract suite needs to know about a vendor: its *profile*.
+
+A profile says how to reach the vendor's emulator (tests/fakes) and, for each destination
+object the connector declares, a dataset that suits it, the match key and mappings, and how to
+read, seed and provoke the emulator. The suite (tests/integrations/contract/test_*.py) states
+every behaviour once, in the vendor's neutral words; a profile only translates.
+
+To add a vendor: subclass ``VendorProfile`` (and ``ObjectProfile`` for its objects) in
+``profiles/<vendor>.py`` and list it in ``profiles/__init__.py``'s ``PROFILES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from tests.factories import CompanyFactory, ConsentRecordFactory, ContactFactory
+from tests.fakes.base import FakeVendor
+from tests.fakes.wire import RecordedRequest
+from tests.integrations.conftest import make_connection
+
+
+@dataclass(frozen=True)
+class ChoiceCase:
+    """A destination field that takes only the options it declares, and a source field for it."""
+
+    source: str  # dataset field
+    target: str  # destination field of kind choice (or choices)
+    offered: str  # a source value the destination offers
+    not_offered: str  # a source value it does not
+    attribute: str  # the factory keyword that sets the source value (``lifecycle_stage``...)
+
+
+def consented_contacts(n: int = 1, **attrs) -> list:
+    """Contacts with a granted e-mail marketing consent (sendable to a personal-data object)."""
+    contacts = ContactFactory.create_batch(n, **attrs)
+    for contact in contacts:
+        ConsentRecordFactory(contact=contact, status="granted")
+    return contacts
+
+
+# Each dataset a profile may use, and how to make records of it that may be sent.
+DATASET_FACTORIES = {
+    "clients": lambda n, **attrs: CompanyFactory.create_batch(n, **attrs),
+    "contacts": consented_contacts,
+}
+
+
+@dataclass(frozen=True)
+class ObjectProfile:
+    """One destination object of a vendor, with a dataset whose records suit it."""
+
+    name: str  # the connector's object name
+    dataset: str
+    match: tuple[str, str]  # (dataset field, destination field)
+    mappings: tuple[tuple[str, str], ...]
+    # The mapping the update test changes: (source attribute, destination field).
+    update: tuple[str, str]
+    choice: ChoiceCase
+    # Destination fields and the value kind list_fields must declare for each.
+    kinds: dict[str, str] = field(default_factory=dict)
+    sync_fields: dict[str, Any] = field(default_factory=dict)  # destination_config, consent...
+    # The match field holds e-mail addresses, which the vendor compares case-insensitively.
+    email_match: bool = False
+
+    # --- source records ----------------------------------------------------------------------
+    def make(self, n: int = 1, **attrs) -> list:
+        """``n`` new source records that may be sent (with consent where the data needs it)."""
+        return DATASET_FACTORIES[self.dataset](n, **attrs)
+
+    def match_value(self, record) -> str:
+        return str(getattr(record, self.match[0]))
+
+    def sent_value(self, record) -> str:
+        """The value of the ``update`` mapping's source, as the destination should hold it."""
+        return str(getattr(record, self.update[0]))
+
+    def change(self, record) -> str:
+        """Change the ``update`` mapping's source value (a real edit: updated_at moves)."""
+        value = f"{self.sent_value(record)} (changed)"
+        setattr(record, self.update[0], value)
+        record.updated_at = timezone.now()
+        record.save()
+        return value
+
+    # --- the emulator: what a vendor profile implements --------------------------------------
+    def prepare(self, server: FakeVendor) -> None:
+        """Set up at the emulator what this object's mappings need (custom fields...)."""
+
+    def stored(self, server: FakeVendor, value: str) -> dict[str, Any] | None:
+        """The live (not archived) destination record matching ``value``: field -> value."""
+        raise NotImplementedError
+
+    def seed(self, server: FakeVendor, value: str, **fields) -> None:
+        """A record already at the destination that this sync did not create."""
+        raise NotImplementedError
+
+    def archived(self, server: FakeVendor, value: str) -> bool:
+        """Whether the record matching ``value`` was archived (soft-deleted)."""
+        raise NotImplementedError
+
+    def creations(self, server: FakeVendor, value: str) -> int:
+        """How many times a record with this match value was created (1: no duplicate)."""
+        raise NotImplementedError
+
+    def reject(self, server: FakeVendor, record) -> str:
+        """Make the destination refuse this one record; returns the reason it will give."""
+        raise NotImplementedError
+
+    def require(self, server: FakeVendor) -> tuple[str, str] | None:
+        """Make a destination field required: (that field, a dataset field to fill it), or
+        None when the vendor declares no required fields (the suite then says so)."""
+        raise NotImplementedError
+
+    def writes(self, server: FakeVendor) -> list[RecordedRequest]:
+        """The write requests for this object the emulator received."""
+        raise NotImplementedError
+
+
+class VendorProfile:
+    """One registered vendor: its emulator, a connection to it, its objects, its faults."""
+
+    vendor: str
+    # The name of the emulator's fixture in tests/conftest.py (it starts and checks it).
+    emulator_fixture: str
+    # Part of the path of the vendor's write requests (the faults below hit those).
+    write_path: str
+    objects: dict[str, ObjectProfile]
+    # OAuth connections: a 401 refreshes the token once before the sync pauses. The OAuth
+    # work of issue 11 (integrations/oauth/) adds that branch to test_faults.py.
+    oauth: bool = False
+    # Why the vendor has no required fields, when ObjectProfile.require gives None.
+    no_required_fields: str = ""
+
+    def connection(self, server: FakeVendor, **kwargs):
+        return make_connection(self.vendor, server, **kwargs)
+
+    def wrong_credentials(self, server: FakeVendor) -> dict[str, str]:
+        """Credentials the emulator refuses (a revoked key, a typo)."""
+        from integrations.connectors import connector_class
+
+        cls = connector_class(self.vendor)
+        return {cls.secret_fields[cls.auth_kinds[0]][0]: f"not-the-{server.credential}"}
+
+    # Faults, as the vendor sends them, on the next ``n`` write requests.
+    def inject_429(self, server: FakeVendor, n: int, *, retry_after: int) -> None:
+        """A 429 with ``Retry-After``. Mailchimp documents none [M14], yet a connector must honour
+        one when it comes; without it the engine waits its own 10 s (not in the contract)."""
+        server.fail_next(
+            n, status=429, headers={"Retry-After": str(retry_after)}, path_contains=self.write_path
+        )
+
+    def inject_5xx(self, server: FakeVendor, n: int) -> None:
+        server.fail_next(n, status=503, path_contains=self.write_path)
+
+    def inject_401(self, server: FakeVendor, n: int) -> None:
+        server.fail_next(n, status=401, path_contains=self.write_path)
