@@ -50,7 +50,14 @@ class ConnectionAdmin(ObjectPermissionAdmin):
     list_display = ("name", "vendor", "auth_kind", "status", "last_checked_at", "regions")
     list_filter = ("vendor", "status")
     search_fields = ("name",)
-    readonly_fields = ("status", "last_error", "last_checked_at", "created_at", "updated_at")
+    readonly_fields = (
+        "status",
+        "last_error",
+        "last_checked_at",
+        "created_at",
+        "updated_at",
+        "webhook_receiver",
+    )
     actions = ["test_connections"]
     creator_perms = ("test_connection",)
 
@@ -84,6 +91,12 @@ class ConnectionAdmin(ObjectPermissionAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "credentials")
+
+    @admin.display(description="webhook receiver")
+    def webhook_receiver(self, obj):
+        from integrations.webhooks.admin import receiver_html
+
+        return receiver_html(obj)
 
     @admin.display(description="credentials")
     def credentials(self, obj):

@@ -21,4 +21,8 @@ app.conf.beat_schedule = {
     "check-connections": {"task": "operations.check_connections", "schedule": 60.0},
     "evaluate-alerts": {"task": "operations.evaluate_alerts", "schedule": 120.0},
     "reap-stale-sync-runs": {"task": "integrations.reap", "schedule": 60.0},
+    # Feedback from vendors: unprocessed or failed events, opt-outs due, campaign reports to
+    # read, retention (docs/webhooks.md); events out: retries and retention (docs/events-out.md).
+    "webhooks-maintain": {"task": "webhooks.maintain", "schedule": 30.0},
+    "events-out-maintain": {"task": "events_out.maintain", "schedule": 15.0},
 }

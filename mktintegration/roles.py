@@ -79,6 +79,17 @@ _SYNC_ADMIN = (
     }
 )
 _SYNC_READ = view("integrations", "connection", "sync", "fieldmapping", "syncrun")
+# Feedback from vendors: received events show e-mail addresses (Integration Admins only); the
+# opt-outs and refusal counts hold ids and numbers. Receiver secrets are generated (shown once)
+# and rotated by Integration Admins, like credentials.
+_FEEDBACK_ADMIN = (
+    view("webhooks", "webhookevent", "suppression", "feedbackpoll", "webhookrefusal")
+    | {"webhooks.change_suppression"}
+    | {"webhooks.add_webhookendpoint", "webhooks.change_webhookendpoint"}
+    | view("webhooks", "webhookendpoint")
+    | view("events_out", "outboxevent")
+)
+_FEEDBACK_READ = view("webhooks", "suppression", "webhookrefusal")
 # Operations: the dashboard (it shows only granted objects), alert recipients and history.
 _DASHBOARD = frozenset({"operations.view_dashboard"})
 _ALERTS_ADMIN = manage("operations", "alertrecipients") | view("operations", "alert", "alertstate")
@@ -138,7 +149,8 @@ ROLES: dict[str, Role] = {
             | view("mktintegration", "workerheartbeat")
             | _API_TOKENS
             | _DASHBOARD
-            | _ALERTS_ADMIN,
+            | _ALERTS_ADMIN
+            | _FEEDBACK_ADMIN,
             max_export_rows=None,
         ),
         Role(
@@ -151,7 +163,8 @@ ROLES: dict[str, Role] = {
             | view("exports", *_SCHEDULED_EXPORTS)
             | _SYNC_READ
             | _DASHBOARD
-            | _ALERTS_READ,
+            | _ALERTS_READ
+            | _FEEDBACK_READ,
         ),
         Role(
             API_CLIENT,

@@ -104,6 +104,8 @@ INSTALLED_APPS = [
     "exports",
     "integrations",
     "integrations.operations",
+    "integrations.webhooks",
+    "integrations.events_out",
     "audit",
 ]
 
@@ -459,6 +461,48 @@ MKT_METRICS_TOKEN = env_str("MKT_METRICS_TOKEN") or ""
 MKT_METRICS_ALLOWED_NETWORKS = env_list("MKT_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 # Scrapes within this many seconds share one reading of the database (cache, all processes).
 MKT_METRICS_CACHE_SECONDS = env_int("MKT_METRICS_CACHE_SECONDS", 10)
+
+# --- Feedback from vendors: webhook receivers and polls (docs/webhooks.md) --------------------
+# The client secret of the HubSpot app whose webhook subscriptions point here: it signs every
+# HubSpot webhook (X-HubSpot-Signature-v3). Unset: HubSpot webhooks are refused (503).
+MKT_HUBSPOT_WEBHOOK_SECRET = env_str("MKT_HUBSPOT_WEBHOOK_SECRET") or ""
+# A webhook request's body is at most this many bytes (413 beyond), and one connection's
+# receiver takes at most this many events a minute (429 beyond, with Retry-After).
+MKT_WEBHOOK_MAX_BYTES = env_int("MKT_WEBHOOK_MAX_BYTES", 256 * 1024)
+MKT_WEBHOOK_EVENTS_PER_MINUTE = env_int("MKT_WEBHOOK_EVENTS_PER_MINUTE", 120_000)
+# Received events (with their payloads: personal data) are kept this many days.
+MKT_WEBHOOK_RETENTION_DAYS = env_int("MKT_WEBHOOK_RETENTION_DAYS", 180)
+# A sent campaign's report (opens, clicks) is read every this many minutes for this many days.
+MKT_FEEDBACK_POLL_MINUTES = env_int("MKT_FEEDBACK_POLL_MINUTES", 15)
+MKT_FEEDBACK_POLL_DAYS = env_int("MKT_FEEDBACK_POLL_DAYS", 7)
+
+# --- Events out to the analytics pipeline (docs/events-out.md) --------------------------------
+# Deliveries and vendor feedback as CloudEvents, POSTed in batches to this URL and signed with
+# the secret (X-Mkt-Signature: sha256=<hex HMAC of the body>). Unset: no events are kept.
+MKT_EVENTS_SINK_URL = env_str("MKT_EVENTS_SINK_URL") or ""
+MKT_EVENTS_SINK_SECRET = env_str("MKT_EVENTS_SINK_SECRET") or ""
+if MKT_EVENTS_SINK_URL and not MKT_EVENTS_SINK_SECRET:
+    raise ImproperlyConfigured(
+        "MKT_EVENTS_SINK_URL is set without MKT_EVENTS_SINK_SECRET: events are only sent signed."
+    )
+# Events per request; first back-off after a failed delivery (doubling, at most 15 minutes);
+# delivered events are kept this many days; 1 adds e-mail addresses to the events' data.
+MKT_EVENTS_BATCH = env_int("MKT_EVENTS_BATCH", 100)
+MKT_EVENTS_RETRY_BASE_SECONDS = env_int("MKT_EVENTS_RETRY_BASE_SECONDS", 5)
+MKT_EVENTS_RETENTION_DAYS = env_int("MKT_EVENTS_RETENTION_DAYS", 7)
+MKT_EVENTS_PERSONAL_DATA = env_bool("MKT_EVENTS_PERSONAL_DATA", False)
+for _name in (
+    "MKT_WEBHOOK_MAX_BYTES",
+    "MKT_WEBHOOK_EVENTS_PER_MINUTE",
+    "MKT_WEBHOOK_RETENTION_DAYS",
+    "MKT_FEEDBACK_POLL_MINUTES",
+    "MKT_FEEDBACK_POLL_DAYS",
+    "MKT_EVENTS_BATCH",
+    "MKT_EVENTS_RETRY_BASE_SECONDS",
+    "MKT_EVENTS_RETENTION_DAYS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 
 # Optional key for hashing API token secrets (the secrets are 256-bit random already).
 MKT_TOKEN_PEPPER = env_str("MKT_TOKEN_PEPPER") or ""

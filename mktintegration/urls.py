@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("exports.urls")),
     path("", include("integrations.operations.urls")),
+    path("", include("integrations.webhooks.urls")),
     # Staff SSO (OpenID Connect): /sso/login/oidc/ and /sso/complete/oidc/ (docs/security.md)
     path("sso/", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),

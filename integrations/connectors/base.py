@@ -11,7 +11,11 @@ so a new vendor fits without engine changes:
 - errors inside HTTP 200 bodies (Marketo) are the connector's to parse into ConnectorError
   or per-record results;
 - per-organisation base URLs (Salesforce instance_url, Marketo host) come from
-  ``base_url()``, which may read credentials or config.
+  ``base_url()``, which may read credentials or config;
+- feedback (unsubscribes, bounces, campaign results) comes back through ``parse_webhook``
+  (webhooks, with ``webhook_auth`` saying how the vendor proves who sent them) or
+  ``poll_feedback`` (vendors without webhooks); ``suppress`` opts a person out of e-mail at
+  the destination when consent is withdrawn elsewhere (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from integrations.connectors.feedback import FeedbackEvent, InboundWebhook
 from mktintegration.errors import ConnectorError, ErrorKind
 from mktintegration.http import HttpClient, Response, retry_after_seconds
 
@@ -38,6 +43,8 @@ class DestinationObject:
     requires: tuple[str, ...] = ()
     supports_delete: bool = True
     personal_data: bool = False
+    # ``Connector.suppress`` opts its records out of e-mail (people: contacts, members).
+    suppressible: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,12 @@ class Connector:
     # Vendor requests one delivery task sends in a row (each at most the object's max_batch):
     # fewer tasks and commits per record. Vendors whose writes become jobs keep 1.
     requests_per_task: ClassVar[int] = 5
+    # Feedback (integrations/webhooks): how the vendor's webhooks prove who sent them. "" (no
+    # webhooks), "signature" (verify_webhook checks it) or "url_secret" (a secret generated
+    # per connection, in the receiver URL, compared by the receiver in constant time).
+    webhook_auth: ClassVar[str] = ""
+    # The vendor checks the receiver URL with a GET that must answer 200 (Mailchimp).
+    webhook_validation_get: ClassVar[bool] = False
 
     def __init__(self, *, connection, secrets: dict[str, str], http: HttpClient | None = None):
         self.connection = connection
@@ -182,6 +195,44 @@ class Connector:
         """``value`` as the destination compares match values: two records with the same key
         are one record there (e-mail addresses: whatever their case). Default: as it is."""
         return value
+
+    # --- feedback: what the vendor tells us back (docs/webhooks.md) ------------------------
+    @classmethod
+    def verify_webhook(cls, request: InboundWebhook, *, connection, now: float) -> None:
+        """``webhook_auth = "signature"``: raise WebhookRefused unless the request is signed
+        by the vendor (and recent enough, where the vendor signs a time)."""
+        raise NotImplementedError
+
+    @classmethod
+    def parse_webhook(cls, request: InboundWebhook, *, connection) -> list[FeedbackEvent]:
+        """The events in an authentic request (raise WebhookRefused for a body that is not the
+        vendor's shape). An empty list is a request to answer 200 and forget (a validation
+        ping)."""
+        raise NotImplementedError
+
+    @classmethod
+    def webhook_answer(cls, events: list[FeedbackEvent]) -> tuple[int, str, bytes]:
+        """(status, content type, body) acknowledging stored events (Salesforce wants a SOAP
+        Ack); default a small JSON body."""
+        return 200, "application/json", b'{"received": %d}' % len(events)
+
+    def feedback_emails(self, subject_ids: list[str]) -> dict[str, str]:
+        """The e-mail addresses of people the vendor's events name only by the vendor's id
+        (HubSpot's objectId): id -> address. Default: none known."""
+        return {}
+
+    def poll_feedback(self, key: str, cursor: dict) -> tuple[list[FeedbackEvent], dict, bool]:
+        """Polled feedback (a vendor without webhooks, or reports read by API): the events of
+        the poll ``key`` since ``cursor``, the new cursor, and whether more is ready now."""
+        raise NotImplementedError
+
+    def suppress(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        """Opt the records out of e-mail at the destination (consent was withdrawn elsewhere),
+        so that nothing sent later subscribes them again; at most the object's max_batch.
+        One result per record: UPDATED when the vendor confirmed, else REJECTED or RETRY."""
+        raise NotImplementedError
 
     # --- shared helpers --------------------------------------------------------------------
     def url(self, path: str) -> str:

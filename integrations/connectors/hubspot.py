@@ -6,14 +6,24 @@ must be a unique-value property (or ``email`` for contacts) [H13]; 200, or 207 w
 ``errors[].context.ids`` [H11]; property values are strings, "" clears [H2]; batch read by
 ``idProperty`` and batch archive (soft delete) [H11]; 429 with ``policyName`` and the
 ``X-HubSpot-RateLimit-*`` headers [H18]; properties API for the field list [H25].
+
+Feedback: webhooks are a JSON array of events signed with ``X-HubSpot-Signature-v3`` (HMAC-SHA256
+of method + URI + body + timestamp with the app's client secret, base64; older than 5 minutes
+refused) [H21][H22][H23]; an opt-out is a ``contact.propertyChange`` of the opt-out or bounce
+property the connection names [H12]. A withdrawal elsewhere unsubscribes the contact from all
+e-mail with Communication Preferences v4 ``statuses/batch/unsubscribe-all`` [H11].
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from integrations.connectors import register
@@ -27,15 +37,32 @@ from integrations.connectors.base import (
     RateSpec,
     RecordResult,
 )
+from integrations.connectors.feedback import (
+    FeedbackEvent,
+    FeedbackKind,
+    InboundWebhook,
+    RefusalReason,
+    WebhookRefused,
+)
 from integrations.connectors.values import ValueKind
+from mktintegration import bounds
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_BATCH = 100
+# X-HubSpot-Request-Timestamp older than this is refused [H22].
+SIGNATURE_MAX_AGE_SECONDS = 300
+# A webhook request is an array of flat events [H21]: two levels.
+WEBHOOK_DEPTH = 2
+UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
 
 
 @dataclass(frozen=True)
 class HubSpotConfig(ConnectorConfig):
-    pass
+    # The contact properties whose change the webhooks report as an opt-out and as a hard
+    # bounce (subscribe to contact.propertyChange for them). HubSpot's names for these are
+    # not confirmed in VENDORS.md; these are its usual ones. "" turns one off.
+    optout_property: str = "hs_email_optout"
+    bounce_property: str = "hs_email_hard_bounce_reason_enum"
 
 
 def hubspot_value(value) -> str:
@@ -60,10 +87,13 @@ class HubSpot(Connector):
     config_class = HubSpotConfig
     objects = {
         "companies": DestinationObject("companies", "Companies", MAX_BATCH),
-        "contacts": DestinationObject("contacts", "Contacts", MAX_BATCH, personal_data=True),
+        "contacts": DestinationObject(
+            "contacts", "Contacts", MAX_BATCH, personal_data=True, suppressible=True
+        ),
     }
     default_rate = RateSpec(requests=100, per_seconds=10)  # Free/Starter private app [H18]
     allowed_hosts = ("api.hubapi.com",)
+    webhook_auth = "signature"
 
     def base_url(self) -> str:
         return "https://api.hubapi.com"
@@ -294,6 +324,164 @@ class HubSpot(Connector):
             else RecordResult(r.key, Outcome.REJECTED, "", "no HubSpot id known to archive")
             for r in records
         ]
+
+    # --- feedback ------------------------------------------------------------------------
+    @classmethod
+    def verify_webhook(cls, request: InboundWebhook, *, connection, now: float) -> None:
+        """``X-HubSpot-Signature-v3`` [H22][H23]: base64 HMAC-SHA256, with the app's client
+        secret, of method + URI + body + timestamp; a timestamp more than 5 minutes away from
+        now is refused (a replayed capture)."""
+        secret = settings.MKT_HUBSPOT_WEBHOOK_SECRET
+        if not secret:
+            raise WebhookRefused(
+                RefusalReason.NOT_CONFIGURED,
+                "HubSpot webhooks are not configured here (MKT_HUBSPOT_WEBHOOK_SECRET)",
+                status=503,
+                retry_after=300,
+            )
+        signature = request.header("X-HubSpot-Signature-v3")
+        stamp = request.header("X-HubSpot-Request-Timestamp")
+        if not signature or not stamp:
+            raise WebhookRefused(
+                RefusalReason.BAD_SIGNATURE,
+                "X-HubSpot-Signature-v3 and X-HubSpot-Request-Timestamp are required",
+            )
+        try:
+            sent = int(stamp) / 1000
+        except ValueError:
+            raise WebhookRefused(
+                RefusalReason.BAD_SIGNATURE, "X-HubSpot-Request-Timestamp is not a number"
+            ) from None
+        if abs(now - sent) > SIGNATURE_MAX_AGE_SECONDS:
+            raise WebhookRefused(
+                RefusalReason.STALE_TIMESTAMP,
+                "X-HubSpot-Request-Timestamp is more than 5 minutes from now",
+            )
+        expected = hubspot_signature(
+            secret,
+            method=request.method,
+            uri=request.url,
+            body=request.body,
+            timestamp=stamp,
+        )
+        if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+            raise WebhookRefused(RefusalReason.BAD_SIGNATURE, "the signature does not match")
+
+    @classmethod
+    def parse_webhook(cls, request: InboundWebhook, *, connection) -> list[FeedbackEvent]:
+        """A JSON array of events [H21]; opt-outs and bounces are property changes of the
+        connection's ``optout_property`` / ``bounce_property``; everything else is kept as
+        "other"."""
+        try:
+            events = bounds.json_loads(request.body, field="body", depth=WEBHOOK_DEPTH)
+        except (bounds.BoundError, ValueError) as exc:
+            raise WebhookRefused(
+                RefusalReason.BAD_BODY, f"not a HubSpot webhook body: {exc}", status=400
+            ) from None
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise WebhookRefused(
+                RefusalReason.BAD_BODY, "a HubSpot webhook body is an array of events", status=400
+            )
+        config = HubSpotConfig.from_dict(connection.config or {})
+        return [_feedback(event, config) for event in events]
+
+    def feedback_emails(self, subject_ids: list[str]) -> dict[str, str]:
+        """The contacts' ``email``, by batch read on their ids [H11]."""
+        found: dict[str, str] = {}
+        for start in range(0, len(subject_ids), MAX_BATCH):
+            chunk = subject_ids[start : start + MAX_BATCH]
+            response = self._post(
+                "/crm/v3/objects/contacts/batch/read",
+                {"inputs": [{"id": i} for i in chunk], "properties": ["email"]},
+                what="contact look-up",
+                records=len(chunk),
+            )
+            for item in response.json().get("results", []):
+                email = (item.get("properties") or {}).get("email")
+                if email:
+                    found[str(item["id"])] = email
+        return found
+
+    def suppress(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        """Unsubscribe the contacts from all e-mail (Communication Preferences v4, by address,
+        ``verbose`` for a result per contact) [H11]: a later upsert leaves that status alone."""
+        if object_name != "contacts":
+            raise ConnectorError(
+                f"HubSpot {object_name} are not people: nothing to unsubscribe",
+                kind=ErrorKind.CONFIG,
+            )
+        by_email = {_norm("email", r.match_value): r for r in records}
+        response = self._post(
+            f"{UNSUBSCRIBE_ALL}?channel=EMAIL&verbose=true",
+            {"inputs": list(by_email)},
+            what="unsubscribe from all e-mail",
+            records=len(records),
+        )
+        data = response.json() if response.content else {}
+        results: dict[str, RecordResult] = {}
+        for item in data.get("results", []):
+            record = by_email.get(_norm("email", item.get("subscriberIdString", "")))
+            statuses = {s.get("status") for s in item.get("statuses") or []}
+            if record is not None and (not statuses or statuses <= {"UNSUBSCRIBED"}):
+                results[record.key] = RecordResult(
+                    record.key, Outcome.UPDATED, record.destination_id
+                )
+        for error in data.get("errors", []):
+            message = error_message(error)
+            for values in (error.get("context") or {}).values():
+                for value in values or ():
+                    record = by_email.get(_norm("email", value))
+                    if record is not None and record.key not in results:
+                        results[record.key] = RecordResult(
+                            record.key,
+                            Outcome.REJECTED,
+                            "",
+                            message[:500],
+                            error.get("category", ""),
+                        )
+        return [
+            results.get(r.key)
+            or RecordResult(r.key, Outcome.RETRY, "", "HubSpot did not report this contact")
+            for r in records
+        ]
+
+
+def hubspot_signature(secret: str, *, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    """``X-HubSpot-Signature-v3`` [H22]: base64(HMAC-SHA256(secret, method + URI + body +
+    timestamp)), the string taken as UTF-8."""
+    message = method.encode() + uri.encode() + body + timestamp.encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _feedback(event: dict, config: HubSpotConfig) -> FeedbackEvent:
+    kind = FeedbackKind.OTHER
+    detail = ""
+    subscription = str(event.get("subscriptionType") or "")
+    name = str(event.get("propertyName") or "")
+    value = str(event.get("propertyValue") if event.get("propertyValue") is not None else "")
+    if subscription == "contact.propertyChange" and name:
+        if name == config.optout_property and value.lower() == "true":
+            kind, detail = FeedbackKind.UNSUBSCRIBE, "unsubscribed from all e-mail at HubSpot"
+        elif name == config.bounce_property and value:
+            kind, detail = FeedbackKind.HARD_BOUNCE, f"hard bounce at HubSpot: {value}"[:300]
+    try:
+        occurred = datetime.fromtimestamp(int(event.get("occurredAt") or 0) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        occurred = datetime.now(UTC)
+    subject = event.get("objectId")
+    return FeedbackEvent(
+        kind=kind,
+        occurred_at=occurred,
+        vendor_event=f"{subscription}:{name}" if name else subscription,
+        raw=event,
+        event_id=str(event.get("eventId") or ""),
+        subject_id=str(subject) if subject is not None else "",
+        all_email=kind != FeedbackKind.OTHER,  # HubSpot's opt-out is from all e-mail
+        detail=detail,
+    )
 
 
 _RETRYABLE = {"RATE_LIMITS", "TIMEOUT", "INTERNAL_ERROR"}

@@ -7,6 +7,11 @@ per-member ``errors[]`` [M8][M9]; members keyed by the MD5 of the lower-cased e-
 archive with ``DELETE .../members/{hash}``, never the permanent delete [M7]; merge fields
 listed at ``/lists/{id}/merge-fields`` [M20]; 429 and no rate headers [M1][M14].
 
+Feedback: webhooks are form-encoded POSTs (``type``, ``fired_at``, ``data[...]``) with no
+signature: a secret in the receiver URL, and a validation GET answered 200 [M16][M17][M18].
+``unsubscribe`` is an opt-out from the audience, ``cleaned`` a hard bounce or an abuse report.
+A withdrawal elsewhere sets the member ``unsubscribed`` by batch subscribe [M10][M8].
+
 Opt-outs are honoured by construction: a member this sync has not confirmed before is first
 sent with ``update_existing: false`` (so an existing member, maybe unsubscribed, is never
 touched by a status), and members that exist are then updated without any ``status``.
@@ -17,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
 
 from django.utils.dateparse import parse_datetime
 
@@ -32,10 +38,19 @@ from integrations.connectors.base import (
     RateSpec,
     RecordResult,
 )
+from integrations.connectors.feedback import (
+    FeedbackEvent,
+    FeedbackKind,
+    InboundWebhook,
+    RefusalReason,
+    WebhookRefused,
+)
 from integrations.connectors.values import ValueKind
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_MEMBERS = 500
+# Form fields of one webhook POST (data[merges][...] grows with the audience's merge fields).
+MAX_FORM_FIELDS = 500
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXISTS_CODES = {"ERROR_CONTACT_EXISTS"}
 
@@ -65,10 +80,13 @@ class Mailchimp(Connector):
             match_fields=("email_address",),
             requires=("list_id",),
             personal_data=True,
+            suppressible=True,
         ),
     }
     default_rate = RateSpec(requests=10, per_seconds=1)  # 10 concurrent connections [M1]
     allowed_hosts = ("*.api.mailchimp.com",)
+    webhook_auth = "url_secret"  # no signature or HMAC [M16][M19]
+    webhook_validation_get = True
 
     def _key(self) -> str:
         key = self.secrets.get("api_key", "")
@@ -306,6 +324,182 @@ class Mailchimp(Connector):
                 RecordResult(record.key, Outcome.DELETED, subscriber_hash(record.match_value))
             )
         return results
+
+    # --- feedback ------------------------------------------------------------------------
+    @classmethod
+    def parse_webhook(cls, request: InboundWebhook, *, connection) -> list[FeedbackEvent]:
+        """One form-encoded event [M17][M18]; an empty POST is the validation ping [M18]."""
+        if not request.body.strip():
+            return []
+        try:
+            fields = dict(
+                parse_qsl(
+                    request.body.decode("utf-8"),
+                    keep_blank_values=True,
+                    strict_parsing=True,
+                    max_num_fields=MAX_FORM_FIELDS,
+                )
+            )
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise WebhookRefused(
+                RefusalReason.BAD_BODY, f"not a Mailchimp webhook body: {exc}", status=400
+            ) from None
+        if not fields.get("type"):
+            raise WebhookRefused(
+                RefusalReason.BAD_BODY, "a Mailchimp webhook names its type", status=400
+            )
+        return [_feedback(fields)]
+
+    def suppress(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        """Set the members ``unsubscribed`` (batch subscribe, ``update_existing``) [M10][M8]:
+        that status is kept by every later write of ours, which never sends one for members
+        that exist."""
+        list_id = _list_id(destination_config)
+        data = self._batch(
+            list_id,
+            [{"email_address": r.match_value, "status": "unsubscribed"} for r in records],
+            update_existing=True,
+            idempotency_key="",
+        )
+        results = []
+        for record, outcome, message, code, _ in _outcomes(records, data):
+            if outcome == Outcome.CREATED:  # an archived member comes back, unsubscribed
+                outcome = Outcome.UPDATED
+            results.append(
+                RecordResult(
+                    record.key, outcome, subscriber_hash(record.match_value), message, code
+                )
+            )
+        return results
+
+    def poll_feedback(self, key: str, cursor: dict) -> tuple[list[FeedbackEvent], dict, bool]:
+        """``campaign:<id>``: the campaign's email activity (``GET /reports/{id}/email-activity``,
+        ``since`` the last activity read, 1,000 members a page): each member listed the first
+        time is a send, each ``open``/``click`` an activity, a ``hard`` bounce a bounce."""
+        kind, _, campaign_id = key.partition(":")
+        if kind != "campaign" or not campaign_id:
+            raise ConnectorError(f"Mailchimp cannot poll {key!r}", kind=ErrorKind.CONFIG)
+        params: dict[str, str | int] = {"count": REPORT_PAGE, "offset": cursor.get("offset", 0)}
+        if cursor.get("since"):
+            params["since"] = cursor["since"]
+        data = self._call(
+            "GET", f"/reports/{campaign_id}/email-activity", what="email activity", params=params
+        ).json()
+        members = data.get("emails") or []
+        sent_at = _moment(cursor.get("sent_at")) or datetime.now(UTC)
+        events: list[FeedbackEvent] = []
+        latest = cursor.get("since", "")
+        for member in members:
+            email = str(member.get("email_address") or "")
+            scope = {"list_id": str(member["list_id"])} if member.get("list_id") else {}
+            base = {"campaign_id": campaign_id, "email_id": member.get("email_id", "")}
+            if not cursor.get("since"):
+                events.append(
+                    FeedbackEvent(
+                        kind=FeedbackKind.SEND,
+                        occurred_at=sent_at,
+                        vendor_event="report:sent",
+                        raw=base,
+                        email=email,
+                        scope=scope,
+                        campaign_id=campaign_id,
+                    )
+                )
+            for activity in member.get("activity") or []:
+                action = str(activity.get("action") or "")
+                stamp = str(activity.get("timestamp") or "")
+                latest = max(latest, stamp)
+                kind_of = _REPORT_KINDS.get(action)
+                if action == "bounce":
+                    kind_of = FeedbackKind.HARD_BOUNCE if activity.get("type") == "hard" else None
+                if kind_of is None:
+                    continue
+                events.append(
+                    FeedbackEvent(
+                        kind=kind_of,
+                        occurred_at=_moment(stamp) or sent_at,
+                        vendor_event=f"report:{action}",
+                        raw={**base, **activity},
+                        email=email,
+                        scope=scope,
+                        all_email=kind_of == FeedbackKind.HARD_BOUNCE,
+                        campaign_id=campaign_id,
+                        detail=str(activity.get("url") or "")[:300],
+                    )
+                )
+        offset = int(cursor.get("offset", 0)) + len(members)
+        more = bool(members) and offset < int(data.get("total_items") or 0)
+        new_cursor = {"sent_at": cursor.get("sent_at", "")}
+        if more:  # the same window, next page
+            new_cursor.update(offset=offset, since=cursor.get("since", ""), latest=latest)
+        else:
+            # Next time: what happened after the latest activity read, less a minute for
+            # activity Mailchimp records late (what is read twice is stored once).
+            seen = _moment(max(latest, cursor.get("latest", ""))) or sent_at
+            new_cursor["since"] = _iso(seen - timedelta(seconds=REPORT_SLACK_SECONDS))
+        return events, new_cursor, more
+
+
+REPORT_PAGE = 1000  # members per page of a report (Mailchimp's maximum count)
+REPORT_SLACK_SECONDS = 60
+_REPORT_KINDS = {"open": FeedbackKind.OPEN, "click": FeedbackKind.CLICK}
+
+
+def _moment(text) -> datetime | None:
+    try:
+        moment = parse_datetime(str(text or ""))
+    except ValueError:
+        return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _feedback(fields: dict[str, str]) -> FeedbackEvent:
+    """``unsubscribe`` [M17]: an opt-out from this audience (``data[action]`` unsub or delete);
+    ``cleaned``: a hard bounce or an abuse report (``data[reason]`` "hard" / "abuse", the
+    values unconfirmed) for the address, whatever the purpose; ``campaign``: a campaign's
+    sending status (``data[status]``; "sent" unconfirmed)."""
+    kind_name = fields["type"]
+    reason = fields.get("data[reason]", "")
+    scope = {"list_id": fields["data[list_id]"]} if fields.get("data[list_id]") else {}
+    kind, all_email, detail = FeedbackKind.OTHER, False, ""
+    if kind_name == "unsubscribe":
+        kind = FeedbackKind.UNSUBSCRIBE
+        detail = f"unsubscribed ({fields.get('data[action]') or 'unsub'}) {reason}".strip()
+    elif kind_name == "cleaned":
+        abuse = reason.lower() == "abuse"
+        kind = FeedbackKind.SPAM_COMPLAINT if abuse else FeedbackKind.HARD_BOUNCE
+        all_email, detail = True, f"cleaned: {reason or 'hard bounce'}"
+    elif kind_name == "campaign" and fields.get("data[status]", "sent") == "sent":
+        kind = FeedbackKind.CAMPAIGN_SENT
+        detail = fields.get("data[subject]", "")[:300]
+    return FeedbackEvent(
+        kind=kind,
+        occurred_at=_fired_at(fields.get("fired_at", "")),
+        vendor_event=kind_name,
+        raw=fields,
+        email=fields.get("data[email]", ""),
+        scope=scope,
+        all_email=all_email,
+        campaign_id=fields.get("data[campaign_id]", "")
+        or (fields.get("data[id]", "") if kind_name == "campaign" else ""),
+        detail=detail[:300],
+    )
+
+
+def _fired_at(text: str) -> datetime:
+    """``fired_at`` is ``YYYY-MM-DD HH:MM:SS`` [M17], taken as UTC (its zone is unconfirmed)."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.now(UTC)
 
 
 def _list_id(destination_config: dict) -> str:

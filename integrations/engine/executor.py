@@ -24,6 +24,7 @@ from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import Decision, SyncContext
 from integrations.engine.ratelimit import RateWaitTooLong
 from integrations.engine.state import run_counters_add
+from integrations.events_out.outbox import outbox_deliveries
 from integrations.models import (
     DeadLetter,
     LedgerEntry,
@@ -36,6 +37,7 @@ from integrations.selectors import connector_for
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_BACKOFF = 900.0
+_DELIVERED = (Outcome.CREATED, Outcome.UPDATED)
 # A request the vendor refuses as a whole is halved at most this often to find the record at
 # fault (one request becomes at most 1 + 2 + 4 = 7); the rest of it is then dead-lettered.
 MAX_SPLITS = 2
@@ -351,6 +353,7 @@ class BatchDelivery:
         now = timezone.now()
         counts = self.result.counts
         dead_letters: list[DeadLetter] = []
+        delivered: list[tuple[EntryRow, str]] = []  # for the events out, one insert per batch
         with transaction.atomic():
             for entry in self.entries.values():
                 if entry.pk in local:
@@ -363,6 +366,8 @@ class BatchDelivery:
                 if result is None:
                     result = RecordResult(entry.record_key, Outcome.RETRY, "", "no result")
                 self._apply(entry, result, decision, now, counts, dead_letters, exhausted)
+                if result.outcome in _DELIVERED and entry.status == LedgerStatus.SYNCED:
+                    delivered.append((entry, result.outcome.value))
             rows_update(
                 LedgerEntry,
                 list(self.entries.values()),
@@ -382,6 +387,7 @@ class BatchDelivery:
             )
             if dead_letters:
                 DeadLetter.objects.bulk_create(dead_letters)
+            outbox_deliveries(sync=self.sync, run_id=self.run.pk, delivered=delivered)
             if finish:
                 self._finish_batch()
             else:

@@ -225,3 +225,40 @@ def sync_paused(*, sync, reason: str) -> Alert:
         path=f"/admin/integrations/sync/{sync.pk}/change/",
         recipients=recipients_for(sync=sync),
     )
+
+
+def vendor_notice(*, connection, message: str) -> Alert:
+    """The vendor notified an error of the account or a change of its state (a webhook)."""
+    return alert_send(
+        key=f"connection:{connection.pk}:vendor_notice",
+        kind=AlertKind.VENDOR_NOTICE,
+        subject=f"Connection {connection.name!r}: the vendor reports a problem",
+        lines=[
+            f"{connection.vendor} sent a notification about connection {connection.name!r}; "
+            "it is marked failing until its next successful check.",
+            "",
+            f"What it says: {message}",
+        ],
+        path=f"/admin/integrations/connection/{connection.pk}/change/",
+        recipients=recipients_for(connection=connection),
+    )
+
+
+def suppression_failed(*, sync, error: str, count: int) -> Alert:
+    """Opt-outs a destination refused or never confirmed (docs/webhooks.md)."""
+    return alert_send(
+        key=f"sync:{sync.pk}:suppression_failed",
+        kind=AlertKind.SUPPRESSION_FAILED,
+        subject=f"Sync {sync.name!r}: {count} opt-out(s) not confirmed",
+        lines=[
+            f"{count} people whose consent was withdrawn could not be opted out at the "
+            f"destination of sync {sync.name!r} ({sync.connection.name}). The consent gate "
+            "keeps the sync from sending them anything, but the destination may still e-mail "
+            "them.",
+            "",
+            f"Why: {error}",
+            "Fix the cause, then retry them under Feedback from vendors > Opt-outs.",
+        ],
+        path="/admin/webhooks/suppression/?status__exact=failed",
+        recipients=recipients_for(sync=sync),
+    )

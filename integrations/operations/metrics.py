@@ -75,6 +75,7 @@ class DatabaseCollector:
         yield from self._dead_letters()
         yield from self._exports()
         yield from self._connections()
+        yield from self._feedback()
 
     def _sync_records(self):
         family = CounterMetricFamily(
@@ -276,6 +277,62 @@ class DatabaseCollector:
                 uptime.add_metric(labels, ratios[connection.pk])
         yield up
         yield uptime
+
+    def _feedback(self):
+        """Feedback from vendors (docs/webhooks.md) and the events out (docs/events-out.md)."""
+        from integrations.events_out.models import OutboxEvent, OutboxState
+        from integrations.webhooks.models import Suppression, WebhookEvent, WebhookRefusal
+
+        events = CounterMetricFamily(
+            "mkt_webhook_events",
+            "Events vendors reported (webhooks and polls) and kept, by vendor, kind and state.",
+            labels=["vendor", "kind", "state"],
+        )
+        for row in WebhookEvent.objects.values("vendor", "kind", "state").annotate(n=Count("id")):
+            events.add_metric([row["vendor"], row["kind"], row["state"]], row["n"])
+        yield events
+        refused = CounterMetricFamily(
+            "mkt_webhook_refused",
+            "Webhook requests refused (nothing stored), by vendor and reason.",
+            labels=["vendor", "reason"],
+        )
+        for vendor, reason, count in WebhookRefusal.objects.values_list(
+            "vendor", "reason", "count"
+        ):
+            refused.add_metric([vendor, reason], count)
+        yield refused
+        suppressions = CounterMetricFamily(
+            "mkt_suppressions",
+            "Opt-outs sent to destinations after a consent withdrawal, by vendor and status.",
+            labels=["vendor", "status"],
+        )
+        for row in Suppression.objects.values("connection__vendor", "status").annotate(
+            n=Count("id")
+        ):
+            suppressions.add_metric([row["connection__vendor"], row["status"]], row["n"])
+        yield suppressions
+        outbox = GaugeMetricFamily(
+            "mkt_events_out",
+            "Outbox events by state (delivered ones until pruned).",
+            labels=["state"],
+        )
+        counts = dict(
+            OutboxEvent.objects.values("state").annotate(n=Count("id")).values_list("state", "n")
+        )
+        for state in OutboxState.values:
+            outbox.add_metric([state], counts.get(state, 0))
+        yield outbox
+        oldest = (
+            OutboxEvent.objects.filter(state__in=[OutboxState.PENDING, OutboxState.SENDING])
+            .order_by("pk")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        lag = GaugeMetricFamily(
+            "mkt_events_out_lag_seconds", "Age of the oldest event not delivered yet (0: none)."
+        )
+        lag.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
+        yield lag
 
 
 def metrics_text() -> bytes:

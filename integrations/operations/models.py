@@ -89,6 +89,8 @@ class AlertKind(models.TextChoices):
     SCHEDULE_MISSED = "schedule_missed", "Scheduled run did not start"
     MIRROR_GUARD = "mirror_guard", "Mirror delete guard tripped"
     SYNC_PAUSED = "sync_paused", "Sync paused"
+    VENDOR_NOTICE = "vendor_notice", "Vendor reported a problem"
+    SUPPRESSION_FAILED = "suppression_failed", "Opt-out not confirmed by a destination"
 
 
 class AlertStatus(models.TextChoices):

@@ -6,7 +6,12 @@ Behaviour the document does not settle is marked "emulator choice".
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import itertools
+import json
+import time
 from typing import Any
 
 from tests.fakes import hubspot_errors as errors
@@ -28,6 +33,10 @@ from tests.fakes.wire import Request, Response
 MAX_BATCH = 100  # [H13] at most 100 records per batch call (archive too [H11][H13])
 _TYPES = "(?P<type>" + "|".join(OBJECT_TYPES) + ")"
 _OBJECTS = f"/crm/v3/objects/{_TYPES}"
+#: Communication Preferences v4 [H11]: unsubscribe addresses from all e-mail, in a batch.
+UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
+#: The account's subscription types (emulator choice: two; HubSpot accounts define their own).
+SUBSCRIPTIONS = ((1, "Marketing Information"), (2, "One to One"))
 
 
 class FakeHubSpot(FakeVendor):
@@ -130,11 +139,72 @@ class FakeHubSpot(FakeVendor):
         with self._lock:
             return self._store(object_type).create_count(unique_property, value)
 
+    def unsubscribed_from_all(self, email: str) -> bool:
+        """Whether the address was unsubscribed from all e-mail (Communication Preferences)."""
+        with self._lock:
+            return email.lower() in self._unsubscribed
+
+    # -- HubSpot as the sender of webhooks ----------------------------------------------
+
+    @staticmethod
+    def webhook_event(
+        object_id: str | int,
+        property_name: str,
+        property_value: str,
+        *,
+        event_id: int,
+        subscription: str = "contact.propertyChange",
+        occurred_at_ms: int | None = None,
+        portal_id: int = 62515,
+    ) -> dict[str, Any]:
+        """One event of a webhook request, shaped as [H21]."""
+        return {
+            "eventId": event_id,
+            "subscriptionId": 4242,
+            "portalId": portal_id,
+            "appId": 1160452,
+            "occurredAt": occurred_at_ms or int(time.time() * 1000),
+            "subscriptionType": subscription,
+            "attemptNumber": 0,
+            "objectId": int(object_id),
+            "propertyName": property_name,
+            "propertyValue": property_value,
+            "changeSource": "CRM_UI",
+            "sourceId": "userId:1234",
+        }
+
+    @staticmethod
+    def signed_webhook(
+        url: str,
+        events: list[dict[str, Any]],
+        *,
+        secret: str,
+        timestamp_ms: int | None = None,
+        raw_body: bytes | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers HubSpot sends to ``url``: a JSON array signed with
+        ``X-HubSpot-Signature-v3`` (base64 HMAC-SHA256 of POST + URI + body + timestamp with
+        the app's client secret) and ``X-HubSpot-Request-Timestamp`` in ms [H22][H23].
+        ``raw_body`` signs those bytes instead (a malformed body, properly signed)."""
+        body = raw_body if raw_body is not None else json.dumps(events).encode()
+        stamp = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
+        message = b"POST" + url.encode() + body + stamp.encode()
+        signature = base64.b64encode(
+            hmac.new(secret.encode(), message, hashlib.sha256).digest()
+        ).decode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-HubSpot-Signature-v3": signature,
+            "X-HubSpot-Request-Timestamp": stamp,
+        }
+        return body, headers
+
     # -- FakeVendor hooks -----------------------------------------------------------------
 
     def reset_store(self) -> None:
         ids = itertools.count(1001)
         self._stores = {object_type: ObjectStore(object_type, ids) for object_type in OBJECT_TYPES}
+        self._unsubscribed: dict[str, str] = {}  # address -> when, unsubscribed from all
 
     def _store(self, object_type: str) -> ObjectStore:
         if object_type not in self._stores:
@@ -164,6 +234,15 @@ class FakeHubSpot(FakeVendor):
             self._archive,
             validate=self._check_archive,
             write=True,
+            json_body=True,
+        )
+        self.add_route(
+            "POST",
+            UNSUBSCRIBE_ALL,
+            self._unsubscribe_all,
+            validate=self._check_unsubscribe_all,
+            write=True,
+            query=frozenset({"channel", "businessUnitId", "verbose"}),
             json_body=True,
         )
         self.add_route(
@@ -285,6 +364,20 @@ class FakeHubSpot(FakeVendor):
             problems.append(f"idProperty: {id_property} is not a unique-value property [H13]")
         return problems
 
+    def _check_unsubscribe_all(self, req: Request) -> list[str]:
+        """``?channel=EMAIL`` (the only channel) and ``{"inputs": ["a@x.com", ...]}`` [H11];
+        at most 100 inputs (emulator choice: HubSpot's usual batch limit)."""
+        problems = []
+        if req.query.get("channel") != "EMAIL":
+            problems.append("channel=EMAIL is required (the only channel type) [H11]")
+        problems += check_object(req.body, "body", required={"inputs": list})
+        inputs = req.body.get("inputs") if isinstance(req.body, dict) else None
+        if isinstance(inputs, list):
+            problems += check_list(inputs, "inputs", max_items=MAX_BATCH, source="[H11]")
+            for i, value in enumerate(inputs):
+                problems += check_value(value, str, f"inputs[{i}]")
+        return problems
+
     def _check_archive(self, req: Request) -> list[str]:
         """``{"inputs":[{"id":"123"}]}``, at most 100 [H11][H13]."""
         return self._check_inputs(req, {"required": {"id": str}})
@@ -364,6 +457,38 @@ class FakeHubSpot(FakeVendor):
         for item in req.body["inputs"]:
             store.archive(item["id"])
         return Response(204)
+
+    def _unsubscribe_all(self, req: Request) -> Response:
+        """200; with ``verbose=true`` a result per address listing every subscription as
+        ``UNSUBSCRIBED``, else no results [H11]. Emulator choice: any address is accepted
+        (HubSpot keeps subscription statuses by address)."""
+        now = iso_now()
+        results = []
+        for email in req.body["inputs"]:
+            self._unsubscribed.setdefault(email.lower(), now)
+            statuses = [
+                {
+                    "channel": "EMAIL",
+                    "source": "Public API",
+                    "status": "UNSUBSCRIBED",
+                    "subscriberIdString": email,
+                    "subscriptionId": subscription_id,
+                    "subscriptionName": name,
+                    "timestamp": now,
+                    "setStatusSuccessReason": "UNSUBSCRIBE_FROM_ALL_OCCURRED",
+                }
+                for subscription_id, name in SUBSCRIPTIONS
+            ]
+            results.append({"subscriberIdString": email, "statuses": statuses})
+        verbose = req.query.get("verbose", "").lower() == "true"
+        body = {
+            "status": "COMPLETE",
+            "results": results if verbose else [],
+            "requestedAt": now,
+            "startedAt": now,
+            "completedAt": iso_now(),
+        }
+        return Response(200, body)
 
     def _properties(self, req: Request) -> Response:
         """``{"results":[{name, label, type, fieldType, hasUniqueValue, ...}]}`` [H25]."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from tests.fakes import mailchimp_errors as errors
 from tests.fakes.base import FakeVendor
@@ -28,6 +30,8 @@ MAX_MEMBERS = 500  # [M8][M9] batch subscribe: up to 500 members per call
 DEFAULT_LIST = "list0001"
 _LIST = "/3.0/lists/(?P<list_id>[A-Za-z0-9_-]+)"
 _MEMBER = f"{_LIST}/members/(?P<member>[^/]+)"
+_REPORT = "/3.0/reports/(?P<campaign_id>[A-Za-z0-9_-]+)/email-activity"
+REPORT_MAX_COUNT = 1000  # "Maximum value is 1000" (the published spec)
 #: Member fields of batch subscribe and PUT member [M9][M10][M11].
 MEMBER_FIELDS: dict[str, Any] = {
     "email_address": str,
@@ -151,6 +155,46 @@ class FakeMailchimp(FakeVendor):
         with self._lock:
             return self._audience(list_id).creations[subscriber_hash(email)]
 
+    # -- campaign reports (GET /reports/{campaign_id}/email-activity) ----------------------
+
+    def add_campaign(self, campaign_id: str, list_id: str, emails: list[str]) -> None:
+        """A sent campaign and the members it was sent to."""
+        with self._lock:
+            self._campaigns[campaign_id] = {
+                "list_id": list_id,
+                "activity": {email: [] for email in emails},
+            }
+
+    def add_activity(
+        self,
+        campaign_id: str,
+        email: str,
+        action: str,
+        timestamp: str,
+        *,
+        url: str | None = None,
+        bounce_type: str | None = None,
+    ) -> None:
+        """An ``open``, ``click`` (with ``url``) or ``bounce`` (``hard``/``soft``) of a member."""
+        entry: dict[str, Any] = {"action": action, "timestamp": timestamp, "ip": "192.0.2.7"}
+        if url:
+            entry["url"] = url
+        if bounce_type:
+            entry["type"] = bounce_type
+        with self._lock:
+            self._campaigns[campaign_id]["activity"].setdefault(email, []).append(entry)
+
+    # -- Mailchimp as the sender of webhooks ----------------------------------------------
+
+    @staticmethod
+    def webhook_form(kind: str, data: dict[str, str], *, fired_at: datetime | None = None) -> bytes:
+        """A webhook POST body: form-encoded ``type``, ``fired_at`` (``YYYY-MM-DD HH:MM:SS``)
+        and ``data[...]`` [M17][M18]."""
+        moment = fired_at or datetime.now(UTC)
+        fields = {"type": kind, "fired_at": moment.strftime("%Y-%m-%d %H:%M:%S")}
+        fields.update({f"data[{name}]": value for name, value in data.items()})
+        return urlencode(fields).encode()
+
     def _audience(self, list_id: str) -> Audience:
         if list_id not in self._lists:
             raise KeyError(f"no list {list_id!r}; create it with add_list()")
@@ -160,6 +204,7 @@ class FakeMailchimp(FakeVendor):
 
     def reset_store(self) -> None:
         self._lists: dict[str, Audience] = {DEFAULT_LIST: Audience(DEFAULT_LIST, "Default list")}
+        self._campaigns: dict[str, dict[str, Any]] = {}
 
     def register_routes(self) -> None:
         self.add_route("GET", "/3.0/ping", self._ping)
@@ -193,6 +238,13 @@ class FakeMailchimp(FakeVendor):
         self.add_route("DELETE", _MEMBER, self._archive_member, write=True)
         self.add_route(
             "POST", f"{_MEMBER}/actions/delete-permanent", self._delete_permanent, write=True
+        )
+        self.add_route(
+            "GET",
+            _REPORT,
+            self._email_activity,
+            validate=self._check_report,
+            query=frozenset({"fields", "exclude_fields", "count", "offset", "since"}),
         )
 
     def authenticate(self, req: Request) -> Auth:
@@ -255,6 +307,25 @@ class FakeMailchimp(FakeVendor):
             return problems
         for i, member in enumerate(members):
             problems += self._check_member(member, f"members[{i}]")
+        return problems
+
+    @staticmethod
+    def _check_report(req: Request) -> list[str]:
+        """``count`` at most 1,000, ``offset`` a number, ``since`` ISO 8601 (the spec)."""
+        problems = []
+        for name in ("count", "offset"):
+            if name in req.query and not req.query[name].isdigit():
+                problems.append(f"{name}: expected an integer, got {req.query[name]!r}")
+        if (
+            req.query.get("count", "0").isdigit()
+            and int(req.query.get("count", "0")) > REPORT_MAX_COUNT
+        ):
+            problems.append(f"count: at most {REPORT_MAX_COUNT}")
+        if "since" in req.query:
+            try:
+                datetime.fromisoformat(req.query["since"])
+            except ValueError:
+                problems.append(f"since: not ISO 8601: {req.query['since']!r}")
         return problems
 
     def _check_put(self, req: Request) -> list[str]:
@@ -372,6 +443,46 @@ class FakeMailchimp(FakeVendor):
         member.status = "archived"
         member.last_changed = now_iso()
         return Response(204)
+
+    def _email_activity(self, req: Request) -> Response:
+        """``{emails[{campaign_id, list_id, list_is_active, email_id, email_address,
+        activity[{action, timestamp, ip, url?, type?}]}], campaign_id, total_items}``, paged by
+        ``count`` (default 10)/``offset`` (the spec). Emulator choice: with ``since``, only members
+        with activity after it are listed, with that activity."""
+        campaign = self._campaigns.get(req.params["campaign_id"])
+        if campaign is None:
+            return errors.not_found()
+        since = req.query.get("since")
+        after = datetime.fromisoformat(since) if since else None
+        emails = []
+        for email, activity in campaign["activity"].items():
+            shown = [
+                a
+                for a in activity
+                if after is None or datetime.fromisoformat(a["timestamp"]) > after
+            ]
+            if after is not None and not shown:
+                continue
+            emails.append(
+                {
+                    "campaign_id": req.params["campaign_id"],
+                    "list_id": campaign["list_id"],
+                    "list_is_active": True,
+                    "email_id": subscriber_hash(email),
+                    "email_address": email,
+                    "activity": shown,
+                    "_links": [],
+                }
+            )
+        offset = int(req.query.get("offset", "0"))
+        count = int(req.query.get("count", "10"))
+        body = {
+            "emails": emails[offset : offset + count],
+            "campaign_id": req.params["campaign_id"],
+            "total_items": len(emails),
+            "_links": [],
+        }
+        return Response(200, body)
 
     def _delete_permanent(self, req: Request) -> Response:
         """204, but a violation: our product must only archive (the address is gone) [M7]."""
