@@ -70,10 +70,10 @@ def receiver_html(connection: Connection | None) -> str:
         )
     change = reverse("admin:webhooks_webhookendpoint_changelist")
     return format_html(
-        "<code>{}?secret=…</code><br>The secret was shown once, on {:%Y-%m-%d %H:%M} UTC; "
+        "<code>{}?secret=…</code><br>The secret was shown once, on {} UTC; "
         '<a href="{}">rotate it</a> for a new URL (docs/connectors/{}.md#webhooks).{}',
         receiver_url(connection),
-        endpoint.rotated_at,
+        f"{endpoint.rotated_at:%Y-%m-%d %H:%M}",
         change,
         connection.vendor,
         seen,

@@ -183,11 +183,16 @@ def _send(connector, sync: Sync, rows: list[Suppression], counts) -> float | Non
                 wait = exc.retry_after or 10.0
                 _release(rows[start:], wait)
                 return wait
+            if exc.kind == ErrorKind.PERMANENT:  # the request was refused as a whole
+                _finish(chunk, SuppressionStatus.FAILED, exc.message)
+                counts["failed"] += len(chunk)
+                _alert(sync, exc.message, len(chunk))
+                continue
             if exc.kind in (ErrorKind.AUTH, ErrorKind.CONFIG):
                 connection_mark_failed(
                     sync.connection, auth=exc.kind == ErrorKind.AUTH, message=exc.message
                 )
-            _retry(chunk, exc.message, counts, sync)
+            _retry(chunk, exc.message, counts, sync)  # until fixed (credentials) or it passes
             continue
         outcomes = {r.key: r for r in results}
         confirmed, refused, again = [], [], []

@@ -419,3 +419,71 @@ def test_restart_keeps_the_port_and_reset_clears_everything(hubspot, session):
     assert hubspot.pending_faults == 0
     assert upsert(hubspot, session, company("C-2", name="y")).status_code == 200
     assert upsert(hubspot, session, company("C-3", name="z")).status_code == 200
+
+
+# -- Communication Preferences and webhooks ---------------------------------------------------
+
+UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
+
+
+def test_unsubscribe_all_answers_a_status_per_address_when_verbose(hubspot, session):
+    response = session.post(
+        hubspot.url + UNSUBSCRIBE_ALL,
+        params={"channel": "EMAIL", "verbose": "true"},
+        json={"inputs": ["Ann@Example.com"]},
+        timeout=5,
+    )
+
+    assert response.status_code == 200
+    [result] = response.json()["results"]
+    assert result["subscriberIdString"] == "Ann@Example.com"
+    assert {s["status"] for s in result["statuses"]} == {"UNSUBSCRIBED"}
+    assert hubspot.unsubscribed_from_all("ann@example.com")
+    assert hubspot.violations == []
+
+
+def test_unsubscribe_all_without_verbose_answers_no_results(hubspot, session):
+    response = session.post(
+        hubspot.url + UNSUBSCRIBE_ALL,
+        params={"channel": "EMAIL"},
+        json={"inputs": ["a@example.com"]},
+        timeout=5,
+    )
+
+    assert response.status_code == 200 and response.json()["results"] == []
+    assert hubspot.unsubscribed_from_all("a@example.com")
+
+
+def test_unsubscribe_all_needs_the_email_channel_and_at_most_100_addresses(hubspot, session):
+    no_channel = session.post(
+        hubspot.url + UNSUBSCRIBE_ALL, json={"inputs": ["a@example.com"]}, timeout=5
+    )
+    too_many = session.post(
+        hubspot.url + UNSUBSCRIBE_ALL,
+        params={"channel": "EMAIL"},
+        json={"inputs": [f"p{i}@example.com" for i in range(101)]},
+        timeout=5,
+    )
+
+    assert (no_channel.status_code, too_many.status_code) == (400, 400)
+    assert any("channel=EMAIL" in v for v in hubspot.violations)
+    assert not hubspot.unsubscribed_from_all("p0@example.com")
+
+
+def test_signed_webhook_is_signed_as_hubspot_documents():
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    url = "https://mkt.example.com/marketing/integrations/webhooks/hubspot/1"
+    events = [FakeHubSpot.webhook_event(7, "hs_email_optout", "true", event_id=1)]
+
+    body, headers = FakeHubSpot.signed_webhook(url, events, secret="s", timestamp_ms=1_700_000)
+
+    assert json.loads(body) == events
+    message = b"POST" + url.encode() + body + b"1700000"
+    expected = base64.b64encode(hmac.new(b"s", message, hashlib.sha256).digest()).decode()
+    assert headers["X-HubSpot-Signature-v3"] == expected
+    assert headers["X-HubSpot-Request-Timestamp"] == "1700000"
+    assert set(events[0]) >= {"eventId", "portalId", "occurredAt", "subscriptionType", "objectId"}

@@ -306,3 +306,69 @@ def test_fail_and_drop_do_not_apply(mailchimp, session):
         subscribe(mailchimp, session, member)
     assert mailchimp.members(DEFAULT_LIST) == []
     assert subscribe(mailchimp, session, member).json()["total_created"] == 1
+
+
+# -- campaign reports and webhooks ------------------------------------------------------------
+
+REPORT = "/3.0/reports/camp1/email-activity"
+
+
+def test_email_activity_lists_the_members_sent_with_their_activity_page_by_page(mailchimp, session):
+    mailchimp.add_campaign("camp1", DEFAULT_LIST, ["a@example.com", "b@example.com"])
+    mailchimp.add_activity("camp1", "a@example.com", "open", "2026-11-30T10:00:00+00:00")
+
+    first = session.get(mailchimp.url + REPORT, params={"count": 1}, timeout=5).json()
+    second = session.get(mailchimp.url + REPORT, params={"count": 1, "offset": 1}, timeout=5)
+
+    assert first["total_items"] == 2 and first["campaign_id"] == "camp1"
+    [a] = first["emails"]
+    assert (a["email_address"], a["email_id"], a["list_id"]) == (
+        "a@example.com",
+        md5("a@example.com"),
+        DEFAULT_LIST,
+    )
+    assert [x["action"] for x in a["activity"]] == ["open"]
+    assert second.json()["emails"][0]["activity"] == []
+    assert mailchimp.violations == []
+
+
+def test_email_activity_since_lists_only_later_activity(mailchimp, session):
+    mailchimp.add_campaign("camp1", DEFAULT_LIST, ["a@example.com", "b@example.com"])
+    mailchimp.add_activity("camp1", "a@example.com", "open", "2026-11-30T10:00:00+00:00")
+    mailchimp.add_activity("camp1", "b@example.com", "click", "2026-11-30T12:00:00+00:00")
+
+    body = session.get(
+        mailchimp.url + REPORT, params={"since": "2026-11-30T11:00:00+00:00"}, timeout=5
+    ).json()
+
+    assert [e["email_address"] for e in body["emails"]] == ["b@example.com"]
+    assert body["total_items"] == 1
+
+
+def test_email_activity_of_an_unknown_campaign_is_a_404_and_bad_paging_a_violation(
+    mailchimp, session
+):
+    missing = session.get(mailchimp.url + REPORT, timeout=5)
+    mailchimp.add_campaign("camp1", DEFAULT_LIST, [])
+    bad = session.get(mailchimp.url + REPORT, params={"count": 5000}, timeout=5)
+
+    assert (missing.status_code, bad.status_code) == (404, 400)
+    assert any("count: at most 1000" in v for v in mailchimp.violations)
+
+
+def test_webhook_form_is_shaped_as_mailchimp_sends_it():
+    from datetime import UTC, datetime
+    from urllib.parse import parse_qsl
+
+    body = FakeMailchimp.webhook_form(
+        "unsubscribe",
+        {"email": "a@example.com", "list_id": "l1"},
+        fired_at=datetime(2026, 11, 30, 10, 5, 6, tzinfo=UTC),
+    )
+
+    assert dict(parse_qsl(body.decode())) == {
+        "type": "unsubscribe",
+        "fired_at": "2026-11-30 10:05:06",
+        "data[email]": "a@example.com",
+        "data[list_id]": "l1",
+    }

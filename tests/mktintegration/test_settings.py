@@ -52,6 +52,15 @@ def test_production_start_without_a_required_variable_is_refused_naming_it(tmp_p
     assert not (tmp_path / "secret_key").exists()  # no silent fallback to a generated key
 
 
+def test_an_events_sink_without_its_secret_is_refused_naming_both(tmp_path):
+    env = _production_env(tmp_path, MKT_EVENTS_SINK_URL="https://collector.example.com/mkt")
+
+    result = _manage(env, "check")
+
+    assert result.returncode != 0
+    assert "MKT_EVENTS_SINK_URL is set without MKT_EVENTS_SINK_SECRET" in result.stderr
+
+
 def test_malformed_encryption_key_is_refused_naming_the_variable(tmp_path):
     result = _manage(_production_env(tmp_path, MKT_ENCRYPTION_KEYS="not-a-key"), "check")
 

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.services import outbound_log_write
-from integrations.models import DeadLetter, LedgerEntry, RunStatus, SyncRun
+from integrations.models import Connection, DeadLetter, LedgerEntry, RunStatus, SyncRun
 from tests.factories import CompanyFactory
 from tests.integrations.conftest import make_connection, make_sync, start_and_drive
 
@@ -101,3 +101,26 @@ def test_metrics_are_exempt_from_the_https_redirect(settings):
     import re
 
     assert any(re.match(pattern, "metrics") for pattern in settings.SECURE_REDIRECT_EXEMPT)
+
+
+@pytest.mark.django_db
+def test_metrics_count_refused_webhooks_received_events_and_the_outbox(client, settings):
+    from integrations.webhooks.models import WebhookRefusal
+
+    settings.MKT_HUBSPOT_WEBHOOK_SECRET = "app-secret"
+    connection = Connection.objects.create(
+        name="HubSpot", vendor="hubspot", auth_kind="private_app_token"
+    )
+    client.post(
+        f"/marketing/integrations/webhooks/hubspot/{connection.pk}",
+        b"[]",
+        content_type="application/json",
+        headers={"X-HubSpot-Signature-v3": "forged", "X-HubSpot-Request-Timestamp": "1"},
+    )
+
+    text = client.get("/metrics").content.decode()
+
+    assert WebhookRefusal.objects.get().reason == "stale_timestamp"
+    assert 'mkt_webhook_refused_total{reason="stale_timestamp",vendor="hubspot"} 1.0' in text
+    assert 'mkt_events_out{state="pending"} 0.0' in text
+    assert "mkt_events_out_lag_seconds 0.0" in text

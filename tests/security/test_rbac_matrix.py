@@ -108,6 +108,17 @@ ADMIN: dict[str, Admin] = {
     "operations.AlertRecipients": Admin(_s(IA, AU), _s(IA), {"delete_selected": _s(IA)}),
     "operations.Alert": _read_only(IA, AU),
     "operations.AlertState": _read_only(IA, AU),
+    # Feedback from vendors: received events hold e-mail addresses (Integration Admins); the
+    # opt-outs and refusal counts hold ids; receiver secrets are generated and rotated like
+    # credentials, never deleted (a connection's receiver goes with the connection).
+    "webhooks.WebhookEvent": _read_only(IA),
+    "webhooks.Suppression": Admin(_s(IA, AU), NOBODY, {"delete_selected": NOBODY, "retry": _s(IA)}),
+    "webhooks.WebhookEndpoint": Admin(
+        _s(IA), _s(IA), {"delete_selected": NOBODY, "rotate": _s(IA)}
+    ),
+    "webhooks.FeedbackPoll": _read_only(IA),
+    "webhooks.WebhookRefusal": _read_only(IA, AU),
+    "events_out.OutboxEvent": _read_only(IA),
     # The audit trail: auditors only, read-only for everyone.
     "audit.AccessLog": _read_only(AU),
     "audit.OutboundLog": _read_only(AU),
@@ -190,6 +201,20 @@ API: dict[str, list[Call]] = {
     ],
     "marketing/integrations/runs/<int:pk>": [
         Call("get", "/marketing/integrations/runs/{sync_run}", _READ_RUN)
+    ],
+    # Vendors call it: no session or role counts, only the vendor's own proof (the tests set
+    # no HubSpot app secret, so every POST is refused 503 with Retry-After; GET is Mailchimp's).
+    "marketing/integrations/webhooks/<slug:vendor>/<int:connection_id>": [
+        Call(
+            "post",
+            "/marketing/integrations/webhooks/hubspot/{connection}",
+            _statuses(503, 503, mm=503, ma=503, ia=503, au=503, api=503),
+        ),
+        Call(
+            "get",
+            "/marketing/integrations/webhooks/hubspot/{connection}",
+            _statuses(405, 405, mm=405, ma=405, ia=405, au=405, api=405),
+        ),
     ],
     "marketing/integrations/export-runs/<int:pk>": [
         Call("get", "/marketing/integrations/export-runs/{export_run}", _READ_RUN)

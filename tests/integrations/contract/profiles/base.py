@@ -118,6 +118,11 @@ class ObjectProfile:
         """The write requests for this object the emulator received."""
         raise NotImplementedError
 
+    def opted_out(self, server: FakeVendor, value: str) -> bool:
+        """Suppressible objects (people): whether the destination has the record matching
+        ``value`` opted out of e-mail (what ``Connector.suppress`` does)."""
+        raise NotImplementedError
+
 
 class VendorProfile:
     """One registered vendor: its emulator, a connection to it, its objects, its faults."""

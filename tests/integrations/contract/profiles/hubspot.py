@@ -37,6 +37,9 @@ class HubSpotObject(ObjectProfile):
     def writes(self, server):
         return server.calls(f"/objects/{self.name}/batch/")
 
+    def opted_out(self, server, value):
+        return server.unsubscribed_from_all(value)  # Communication Preferences [H11]
+
 
 def _stages(attribute: str) -> ChoiceCase:
     # HubSpot takes its internal option values: "lead" is one, "mql" is not [H26].

@@ -41,6 +41,10 @@ class MembersObject(ObjectProfile):
         server.add_merge_field(DEFAULT_LIST, "REGION", "text", required=True)
         return "REGION", "region"
 
+    def opted_out(self, server, value):
+        member = server.member(DEFAULT_LIST, value)
+        return member is not None and member["status"] == "unsubscribed"
+
     def writes(self, server):
         # Batch subscribe (POST /lists/{id}), and PUT or DELETE of one member.
         return [
