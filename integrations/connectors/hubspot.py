@@ -22,6 +22,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import cast
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
@@ -382,7 +383,7 @@ class HubSpot(Connector):
             raise WebhookRefused(
                 RefusalReason.BAD_BODY, "a HubSpot webhook body is an array of events", status=400
             )
-        config = HubSpotConfig.from_dict(connection.config or {})
+        config = cast(HubSpotConfig, HubSpotConfig.from_dict(connection.config or {}))
         return [_feedback(event, config) for event in events]
 
     def feedback_emails(self, subject_ids: list[str]) -> dict[str, str]:

@@ -84,6 +84,21 @@ class Processor:
 
     def run(self, events: list[WebhookEvent]) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
+        # Events nobody acts on (most of a CRM's property changes): kept, in one update.
+        other = [e.pk for e in events if e.kind == FeedbackKind.OTHER]
+        if other:
+            counts[EventState.IGNORED] = WebhookEvent.objects.filter(
+                pk__in=other, state__in=[EventState.RECEIVED, EventState.FAILED]
+            ).update(
+                state=EventState.IGNORED,
+                outcome="kept; nothing to do for this kind of event",
+                attempts=F("attempts") + 1,
+                processed_at=timezone.now(),
+                error="",
+            )
+            events = [e for e in events if e.kind != FeedbackKind.OTHER]
+        if not events:
+            return counts
         subjects = self._subjects(events)  # a vendor request: before any transaction
         emails = [e.email or subjects.get(e.subject_id, "") for e in events]
         contacts = contacts_by_email(emails=emails, connection=self.connection, syncs=self.syncs)
@@ -163,7 +178,7 @@ class Processor:
             self._campaign(event)
         elif kind in ACCOUNT:
             self._account(event)
-        else:
+        else:  # only kinds added later get here (OTHER is kept in bulk, above)
             event.state = EventState.IGNORED
             event.outcome = f"kept; nothing to do for {event.vendor_event or kind}"[:500]
 

@@ -3,7 +3,8 @@ vendor's event id, else a hash of its content), and their processing task sent o
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import connection as db
+from django.db import transaction
 from django.utils import timezone
 
 from integrations.connectors.feedback import FeedbackEvent
@@ -32,41 +33,41 @@ def _row(connection: Connection, event: FeedbackEvent, via: str, now) -> Webhook
     )
 
 
+def _insert_new(rows: list[WebhookEvent]) -> list[int]:
+    """One INSERT of the rows whose (connection, dedupe key) is not stored yet; the ids of
+    those inserted. ``ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL, SQLite 3.35+) settles
+    duplicates in the database, where two copies arriving at once cannot both pass."""
+    meta = WebhookEvent._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = db.ops.quote_name
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([one] * len(rows))} "
+        f"ON CONFLICT ({quote('connection_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING id"
+    )
+    params = [f.get_db_prep_save(getattr(row, f.attname), db) for row in rows for f in fields]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def events_store(
     *, connection: Connection, events: list[FeedbackEvent], via: str = Via.WEBHOOK
 ) -> list[int]:
     """Store the events not stored before; their ids ([] when every one was known already).
-    Commits before returning (the caller answers the vendor only then); the processing task
+    Committed when this returns (the caller answers the vendor only then); the processing task
     is sent once the rows are committed."""
     now = timezone.now()
     unique: dict[str, FeedbackEvent] = {}
     for event in events:
         unique.setdefault(event.dedupe_key, event)
-    known = set(
-        WebhookEvent.objects.filter(connection=connection, dedupe_key__in=list(unique)).values_list(
-            "dedupe_key", flat=True
-        )
-    )
-    rows = [_row(connection, e, via, now) for key, e in unique.items() if key not in known]
-    if not rows:
-        return []
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                created = WebhookEvent.objects.bulk_create(rows)
-            ids = [row.pk for row in created]
-        except IntegrityError:
-            # The same event arrived twice at once: keep whichever came first.
-            WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
-            ids = list(
-                WebhookEvent.objects.filter(
-                    connection=connection,
-                    dedupe_key__in=[r.dedupe_key for r in rows],
-                    received_at=now,
-                ).values_list("pk", flat=True)
-            )
-        if ids:
-            from integrations.webhooks.tasks import process_events_task
+    rows = [_row(connection, e, via, now) for e in unique.values()]
+    # One statement: outside a transaction it is committed when it returns (and on_commit
+    # runs at once); inside one, the task is sent when that commits.
+    ids = _insert_new(rows)
+    if ids:
+        from integrations.webhooks.tasks import process_events_task
 
-            transaction.on_commit(lambda: process_events_task.delay(event_ids=ids))
+        transaction.on_commit(lambda: process_events_task.delay(event_ids=ids))
     return ids

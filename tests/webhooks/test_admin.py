@@ -103,7 +103,7 @@ def test_events_received_are_listed_per_connection_with_state_outcome_and_error(
     text = page_text(page.content.decode())
     assert "contact.propertyChange:hs_email_optout" in text and "Processed" in text
     assert "opt-out queued at 2 other destination(s)" in text
-    assert "Kept; nothing to do" in text and ann.email not in text
+    assert "kept; nothing to do for this kind of event" in text and ann.email not in text
     opt_outs = page_text(
         ida.get("/admin/webhooks/suppression/?status__exact=failed").content.decode()
     )
