@@ -87,6 +87,31 @@ def test_every_call_the_connector_makes_is_in_the_published_spec(mailchimp_conne
 
 
 @pytest.mark.django_db
+def test_the_feedback_calls_are_in_the_published_spec(mailchimp_connection, mailchimp):
+    """An opt-out (batch subscribe with status unsubscribed) and a campaign report read."""
+    from integrations.connectors.base import OutRecord
+
+    mailchimp.add_member("list0001", "ann@example.com")
+    mailchimp.add_campaign("c1", "list0001", ["ann@example.com"])
+    mailchimp.add_activity("c1", "ann@example.com", "click", "2026-11-30T10:00:00+00:00", url="u")
+    connector = connector_for(mailchimp_connection)
+
+    connector.suppress(
+        "members",
+        [OutRecord("1", "ann@example.com", {}, "", True)],
+        destination_config={"list_id": "list0001"},
+    )
+    _, cursor, _ = connector.poll_feedback("campaign:c1", {"sent_at": "2026-11-30T09:00:00+00:00"})
+    connector.poll_feedback("campaign:c1", cursor)
+
+    assert _operations(mailchimp) == {
+        "POST /lists/{list_id}",
+        "GET /reports/{campaign_id}/email-activity",
+    }
+    assert _problems(mailchimp) == []
+
+
+@pytest.mark.django_db
 def test_the_emulators_errors_have_the_documented_shape(mailchimp):
     with requests.Session() as http:
         http.auth = ("anystring", mailchimp.api_key)
