@@ -5,13 +5,13 @@ stack (gunicorn, Redis, Celery workers, PostgreSQL), and the opt-outs they cause
         CELERY_BROKER_URL=redis://.../5 CELERY_QUEUE=mkt-feedback \\
         .venv/bin/python bench/feedback_bench.py [--rate 1000] [--seconds 120] [--port 8901]
 
-The database (create it first, `createdb`) is migrated if it needs to be. It seeds a company with ``--contacts`` consented
-contacts and syncs them (through the workers) to the HubSpot emulator and to two Mailchimp
-audiences; then POSTs signed HubSpot-style requests of 10 events at ``--rate`` events a second
-for ``--seconds`` (open loop: each request leaves at its planned time, whatever the answers
-before it), ``--unsubscribe-share`` of them opt-outs of synced contacts (each contact once),
-the rest property changes nobody acts on. Then it waits for every event to be processed and
-every opt-out confirmed, and measures:
+The database (create it first: ``createdb``) is migrated if it needs to be. It seeds a
+company with ``--contacts`` consented contacts and syncs them (through the workers) to the
+HubSpot emulator and to two Mailchimp audiences; then POSTs signed HubSpot-style requests of
+10 events at ``--rate`` events a second for ``--seconds`` (open loop: each request leaves at its
+planned time, whatever the answers before it), ``--unsubscribe-share`` of them opt-outs of
+synced contacts (each contact once), the rest property changes nobody acts on. Then it waits
+for every event to be processed and every opt-out confirmed, and measures:
 
 - ``webhook_p95_ms``: p95 of the receive latency seen by the sender (target <= 50 ms);
 - ``suppression_p95_s``: p95, over the opt-outs, of received -> confirmed by both Mailchimp
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import math
 import os
 import random
 import secrets
@@ -73,6 +74,7 @@ from integrations.webhooks.models import (  # noqa: E402
 )
 from tests.fakes.hubspot import FakeHubSpot  # noqa: E402
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp  # noqa: E402
+from tests.worker import WorkerProcess  # noqa: E402
 
 SECOND_LIST = "list0002"
 EVENTS_PER_REQUEST = 10
@@ -82,7 +84,7 @@ def _percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(share * len(ordered))) - 1))]
+    return ordered[max(1, math.ceil(share * len(ordered))) - 1]  # nearest rank
 
 
 def _connection(name: str, vendor: str, server, auth: dict) -> Connection:
@@ -275,6 +277,7 @@ def _stack_env(args) -> dict[str, str]:
 
 
 def _start(args, log_dir: Path) -> list[subprocess.Popen]:
+    """gunicorn on ``--port`` (the Celery workers are tests/worker.py's, as in sync_bench)."""
     env = _stack_env(args)
     bin_dir = Path(sys.executable).parent
     web = subprocess.Popen(
@@ -294,30 +297,6 @@ def _start(args, log_dir: Path) -> list[subprocess.Popen]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mktintegration",
-            "worker",
-            "-l",
-            "WARNING",
-            "-c",
-            str(args.concurrency),
-            "-n",
-            "feedback-bench@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log_dir / "worker.log", "w"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -330,7 +309,7 @@ def _start(args, log_dir: Path) -> list[subprocess.Popen]:
         if time.monotonic() > deadline:
             raise TimeoutError("gunicorn did not answer /healthz in 60 s")
         time.sleep(0.3)
-    return [web, worker]
+    return [web]
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -386,6 +365,7 @@ def main() -> None:
         hubspot.set_rate_limit(10_000_000, 10.0)  # no vendor limit: the loop's own cost
         mailchimp.set_max_concurrency(None)
         processes = _start(args, log_dir)
+        worker = WorkerProcess(concurrency=args.concurrency, name="feedback-bench").start()
         try:
             print(f"Seeding {args.contacts:,} contacts synced to 3 destinations ...", flush=True)
             hs_connection, hubspot_ids = seed(hubspot, mailchimp, args.contacts, run_id)
@@ -401,6 +381,7 @@ def main() -> None:
             elapsed = sender.run(args.threads)
             drained = drain(hs_connection.pk, since, timeout=300)
         finally:
+            worker.stop()
             _stop(processes)
         violations = hubspot.violations + mailchimp.violations
     ok = [r for r in sender.results if 200 <= r[1] < 300]
@@ -420,17 +401,25 @@ def main() -> None:
             unconfirmed += 1
     late = [r[3] for r in sender.results]
     print()
-    print(f"requests sent {len(sender.results):,} in {elapsed:.1f} s "
-          f"({sum(r[2] for r in sender.results) / elapsed:,.0f} events/s achieved); "
-          f"non-2xx {len(sender.results) - len(ok)}; sender late p95 "
-          f"{_percentile(late, 0.95) * 1000:.0f} ms")
-    print(f"receive latency ms: p50 {_percentile(latencies, 0.5):.1f}, "
-          f"p95 {_percentile(latencies, 0.95):.1f}, p99 {_percentile(latencies, 0.99):.1f}")
-    print(f"events acknowledged {acked:,}, stored {stored.count():,}, unprocessed {unprocessed}; "
-          f"drained {drained:.1f} s after the last request")
-    print(f"opt-outs {optouts.count():,}: confirmed by both audiences {len(confirmed):,}, "
-          f"not {unconfirmed}; received -> confirmed p50 {_percentile(confirmed, 0.5):.2f} s, "
-          f"p95 {_percentile(confirmed, 0.95):.2f} s, max {max(confirmed, default=0):.2f} s")
+    print(
+        f"requests sent {len(sender.results):,} in {elapsed:.1f} s "
+        f"({sum(r[2] for r in sender.results) / elapsed:,.0f} events/s achieved); "
+        f"non-2xx {len(sender.results) - len(ok)}; sender late p95 "
+        f"{_percentile(late, 0.95) * 1000:.0f} ms"
+    )
+    print(
+        f"receive latency ms: p50 {_percentile(latencies, 0.5):.1f}, "
+        f"p95 {_percentile(latencies, 0.95):.1f}, p99 {_percentile(latencies, 0.99):.1f}"
+    )
+    print(
+        f"events acknowledged {acked:,}, stored {stored.count():,}, unprocessed {unprocessed}; "
+        f"drained {drained:.1f} s after the last request"
+    )
+    print(
+        f"opt-outs {optouts.count():,}: confirmed by both audiences {len(confirmed):,}, "
+        f"not {unconfirmed}; received -> confirmed p50 {_percentile(confirmed, 0.5):.2f} s, "
+        f"p95 {_percentile(confirmed, 0.95):.2f} s, max {max(confirmed, default=0):.2f} s"
+    )
     print(f"emulator violations: {len(violations)}")
     print(f"webhook_p95_ms={_percentile(latencies, 0.95):.1f}")
     print(f"suppression_p95_s={_percentile(confirmed, 0.95):.2f}")
