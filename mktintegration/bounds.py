@@ -141,6 +141,11 @@ ALERT_EMAILS = 50  # alert recipients of one object
 JSON_DEPTH = 8  # nesting of a stored JSON object (config, destination config, filters)
 JSON_BYTES = 64 * 1024  # its size, encoded
 BODY_DEPTH = 32  # nesting of a request body (the configure document holds the objects above)
+# A vendor's webhook request (integrations/webhooks): events in one, nesting of a JSON body
+# (HubSpot's is an array of flat events: 2), fields of a form body (Mailchimp's data[...]).
+WEBHOOK_EVENTS = 1_000
+WEBHOOK_DEPTH = 4
+WEBHOOK_FORM_FIELDS = 500
 
 # --- moments -----------------------------------------------------------------------------
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)

@@ -52,8 +52,6 @@ from mktintegration.errors import ConnectorError, ErrorKind
 MAX_BATCH = 100
 # X-HubSpot-Request-Timestamp older than this is refused [H22].
 SIGNATURE_MAX_AGE_SECONDS = 300
-# A webhook request is an array of flat events [H21]: two levels.
-WEBHOOK_DEPTH = 2
 UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
 
 
@@ -374,14 +372,16 @@ class HubSpot(Connector):
         connection's ``optout_property`` / ``bounce_property``; everything else is kept as
         "other"."""
         try:
-            events = bounds.json_loads(request.body, field="body", depth=WEBHOOK_DEPTH)
+            events = bounds.json_loads(request.body, field="body", depth=bounds.WEBHOOK_DEPTH)
         except (bounds.BoundError, ValueError) as exc:
             raise WebhookRefused(
                 RefusalReason.BAD_BODY, f"not a HubSpot webhook body: {exc}", status=400
             ) from None
-        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        if not isinstance(events, list) or not all(_flat_event(e) for e in events):
             raise WebhookRefused(
-                RefusalReason.BAD_BODY, "a HubSpot webhook body is an array of events", status=400
+                RefusalReason.BAD_BODY,
+                "a HubSpot webhook body is an array of flat events [H21]",
+                status=400,
             )
         config = cast(HubSpotConfig, HubSpotConfig.from_dict(connection.config or {}))
         return [_feedback(event, config) for event in events]
@@ -455,6 +455,11 @@ def hubspot_signature(secret: str, *, method: str, uri: str, body: bytes, timest
     message = method.encode() + uri.encode() + body + timestamp.encode()
     digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
+
+
+def _flat_event(event) -> bool:
+    """An event of [H21]: an object of plain values."""
+    return isinstance(event, dict) and not any(isinstance(v, dict | list) for v in event.values())
 
 
 def _feedback(event: dict, config: HubSpotConfig) -> FeedbackEvent:

@@ -46,11 +46,10 @@ from integrations.connectors.feedback import (
     WebhookRefused,
 )
 from integrations.connectors.values import ValueKind
+from mktintegration import bounds
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_MEMBERS = 500
-# Form fields of one webhook POST (data[merges][...] grows with the audience's merge fields).
-MAX_FORM_FIELDS = 500
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXISTS_CODES = {"ERROR_CONTACT_EXISTS"}
 
@@ -337,7 +336,7 @@ class Mailchimp(Connector):
                     request.body.decode("utf-8"),
                     keep_blank_values=True,
                     strict_parsing=True,
-                    max_num_fields=MAX_FORM_FIELDS,
+                    max_num_fields=bounds.WEBHOOK_FORM_FIELDS,
                 )
             )
         except (UnicodeDecodeError, ValueError) as exc:

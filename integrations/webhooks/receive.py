@@ -29,8 +29,6 @@ from integrations.webhooks.store import events_store
 from mktintegration import bounds
 
 log = logging.getLogger(__name__)
-# Events one request may carry (HubSpot sends up to 100 [H21]; the body bound comes first).
-MAX_EVENTS_PER_REQUEST = 1000
 
 
 @dataclass
@@ -140,10 +138,10 @@ def webhook_receive(*, vendor: str, connection_id: int, request) -> Answer:
             raise WebhookRefused(
                 RefusalReason.BAD_BODY, f"the body could not be read: {exc}", status=400
             ) from None
-        if len(events) > MAX_EVENTS_PER_REQUEST:
+        if len(events) > bounds.WEBHOOK_EVENTS:
             raise WebhookRefused(
                 RefusalReason.BAD_BODY,
-                f"at most {MAX_EVENTS_PER_REQUEST} events in one request",
+                f"at most {bounds.WEBHOOK_EVENTS:,} events in one request",
                 status=400,
             )
         if not events:  # a validation ping: answered, nothing to keep

@@ -41,11 +41,12 @@ def _insert_new(rows: list[WebhookEvent]) -> list[int]:
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = db.ops.quote_name
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES {', '.join([one] * len(rows))} "
-        f"ON CONFLICT ({quote('connection_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING id"
-    )
+    # Names from the model's own metadata; every value is a bound parameter.
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join([one] * len(rows))
+    key = f"{quote('connection_id')}, {quote('dedupe_key')}"
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {values} "  # noqa: S608
+    sql += f"ON CONFLICT ({key}) DO NOTHING RETURNING id"
     params = [f.get_db_prep_save(getattr(row, f.attname), db) for row in rows for f in fields]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
