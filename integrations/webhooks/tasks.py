@@ -10,6 +10,9 @@ from django.utils import timezone
 from integrations.webhooks import polls, process, suppress
 from integrations.webhooks.models import EventState, WebhookEvent
 
+# Events past their retention deleted per beat run (the rest go on the next runs).
+PRUNE_PER_RUN = 10_000
+
 
 @shared_task(name="webhooks.process", ignore_result=True)
 def process_events_task(*, event_ids: list[int]) -> dict:
@@ -39,6 +42,13 @@ def maintain_task() -> dict:
     """Beat: events stored but not processed (a lost task) or failed and due again, opt-outs
     due, polls due; and received events past their retention."""
     now = timezone.now()
+    cutoff = now - timedelta(days=settings.MKT_WEBHOOK_RETENTION_DAYS)
+    old = list(
+        WebhookEvent.objects.filter(received_at__lt=cutoff).values_list("pk", flat=True)[
+            :PRUNE_PER_RUN
+        ]
+    )
+    pruned = WebhookEvent.objects.filter(pk__in=old).delete()[1].get("webhooks.WebhookEvent", 0)
     stale = now - timedelta(seconds=60)
     waiting = list(
         WebhookEvent.objects.filter(
@@ -60,8 +70,6 @@ def maintain_task() -> dict:
     due = polls.polls_due()
     for poll_id in due:
         poll_task.delay(poll_id=poll_id)
-    cutoff = now - timedelta(days=settings.MKT_WEBHOOK_RETENTION_DAYS)
-    pruned, _ = WebhookEvent.objects.filter(received_at__lt=cutoff).delete()
     return {
         "events": len(waiting),
         "suppressions": len(connections),

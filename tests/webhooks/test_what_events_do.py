@@ -339,3 +339,26 @@ def test_a_withdrawal_leaves_the_ledger_to_the_consent_gate(client, loop, app_se
     assert run.suppressed == 1
     entry = LedgerEntry.objects.get(sync=loop.members_sync)
     assert entry.status == "skipped" and entry.payload_hash  # still held, never re-sent
+
+
+def test_the_beat_task_resends_events_a_lost_task_left_and_prunes_old_ones(loop, settings):
+    from integrations.webhooks.tasks import maintain_task
+
+    settings.MKT_WEBHOOK_RETENTION_DAYS = 30
+    post = {"connection": loop.members_sync.connection}
+    from integrations.connectors.feedback import FeedbackEvent, FeedbackKind
+
+    def event(n):
+        return FeedbackEvent(
+            kind=FeedbackKind.OTHER, occurred_at=timezone.now(), vendor_event="x", raw={"n": n}
+        )
+
+    [stale, old, fresh] = [events_store(events=[event(n)], **post)[0] for n in range(3)]
+    now = timezone.now()
+    WebhookEvent.objects.filter(pk=stale).update(received_at=now - timedelta(minutes=5))
+    WebhookEvent.objects.filter(pk=old).update(received_at=now - timedelta(days=31))
+
+    counts = maintain_task()
+
+    assert counts["pruned"] == 1 and counts["events"] == 1  # the stale one; fresh has time
+    assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {stale, fresh}
