@@ -65,15 +65,16 @@ def contacts_by_email(
 
 
 def holders(*, contact_ids: Iterable[int], syncs: list[Sync]) -> list[tuple[Sync, str]]:
-    """(sync, record key) for every sync whose destination confirmed one of these contacts and
-    still holds it (not archived by a mirror)."""
+    """(sync, record key) for every sync whose destination may hold one of these contacts: it
+    confirmed them, or a write was sent whose answer never came (it may have landed), and no
+    mirror archived them since."""
     keys = [str(c) for c in contact_ids]
     by_id = {s.pk: s for s in syncs}
     if not keys or not by_id:
         return []
     entries = (
         LedgerEntry.objects.filter(sync_id__in=list(by_id), record_key__in=keys)
-        .exclude(payload_hash="")
+        .exclude(payload_hash="", sent_hash="")
         .exclude(status=LedgerStatus.DELETED)
         .values_list("sync_id", "record_key")
     )

@@ -362,3 +362,22 @@ def test_the_beat_task_resends_events_a_lost_task_left_and_prunes_old_ones(loop,
 
     assert counts["pruned"] == 1 and counts["events"] == 1  # the stale one; fresh has time
     assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {stale, fresh}
+
+
+def test_a_destination_whose_answer_was_lost_is_opted_out_too(client, loop, app_secret):
+    """The first write to the second audience landed and its answer never came: the ledger
+    does not know it holds the person, but it may; the opt-out goes there as well."""
+    [ann] = consented()
+    start_and_drive(loop.hubspot_sync)
+    start_and_drive(loop.members_sync)
+    loop.mailchimp.drop_next(5, apply_first=True, path_contains=f"/lists/{SECOND_LIST}")
+    start_and_drive(loop.second_sync)
+    entry = LedgerEntry.objects.get(sync=loop.second_sync)
+    assert entry.payload_hash == "" and entry.sent_hash  # sent, never confirmed
+    assert loop.member_status(ann, SECOND_LIST) == "subscribed"  # it did land
+    event = FakeHubSpot.webhook_event(loop.hubspot_id(ann), "hs_email_optout", "true", event_id=6)
+
+    post_hubspot(client, loop.hubspot_sync.connection, [event])
+    drain()
+
+    assert loop.member_status(ann, SECOND_LIST) == "unsubscribed"
