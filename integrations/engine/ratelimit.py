@@ -73,7 +73,7 @@ class RateBudget:
         self.bucket = Bucket.for_spec(spec)
         self.max_wait = settings.MKT_RATE_MAX_WAIT_SECONDS if max_wait is None else max_wait
         self.waited = 0.0
-        self._redis = _redis_client()
+        self._redis = redis_client()
 
     def acquire(self) -> None:
         while True:
@@ -141,7 +141,8 @@ def _lua_take(client):
     return _SCRIPTS[id(client)]
 
 
-def _redis_client():
+def redis_client():
+    """The process's client of REDIS_URL (None without one), shared by its users."""
     url = settings.REDIS_URL
     if not url:
         return None

@@ -25,7 +25,7 @@ def backend(request, settings, hubspot_connection):
     settings.REDIS_URL = os.environ.get("REDIS_URL") if request.param == "redis" else None
     ratelimit._REDIS.clear()
     if settings.REDIS_URL:
-        ratelimit._redis_client().delete(f"mkt:rate:{hubspot_connection.pk}")
+        ratelimit.redis_client().delete(f"mkt:rate:{hubspot_connection.pk}")
     return hubspot_connection
 
 
