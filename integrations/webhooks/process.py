@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import timedelta
+from functools import cached_property
 
 from django.conf import settings
 from django.db import transaction
@@ -80,7 +81,11 @@ def events_process(*, event_ids: list[int]) -> dict[str, int]:
 class Processor:
     def __init__(self, connection: Connection):
         self.connection = connection
-        self.syncs = person_syncs()
+
+    @cached_property
+    def syncs(self):
+        """The syncs of people (read once per task, only if an event needs them)."""
+        return person_syncs()
 
     def run(self, events: list[WebhookEvent]) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
