@@ -32,6 +32,7 @@ from integrations.models import (
 )
 from integrations.models.runs import BUCKETS
 from integrations.oauth import views as oauth_views
+from integrations.oauth.flows import flow_for
 from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
 from mktintegration.grants import creator_grant
 
@@ -112,7 +113,8 @@ class ConnectionAdmin(ObjectPermissionAdmin):
             secrets = [*self._secret_fields(), "clear_credentials"]
         else:
             secrets = ["credentials"]
-        return [*ConnectionForm.Meta.fields, *secrets, *self.readonly_fields]
+        shown = [f for f in self.readonly_fields if f != "oauth" or (obj and flow_for(obj))]
+        return [*ConnectionForm.Meta.fields, *secrets, *shown]
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "credentials")

@@ -112,8 +112,12 @@ class Mailchimp(Connector):
             endpoint = self.tokens.grant().api_endpoint
             if not endpoint:
                 raise ConnectorError(
-                    self.tokens.with_link("Mailchimp: the account's API address is not known."),
-                    kind=ErrorKind.AUTH,
+                    self.tokens.with_link(
+                        "Mailchimp: the account's API address is learnt at Connect (or give "
+                        "base_url its data centre, https://usNN.api.mailchimp.com).",
+                        verb="Connect",
+                    ),
+                    kind=ErrorKind.CONFIG,
                 )
             return f"{endpoint.rstrip('/')}/3.0"
         key = self._key()

@@ -15,10 +15,10 @@ import secrets
 import time
 from contextlib import contextmanager
 
-from django.conf import settings
 from django.db.models import Q
 
 from integrations.models import OAuthGrant
+from mktintegration.redis_client import redis_client
 
 LEASE_SECONDS = 60.0
 POLL_SECONDS = 0.05
@@ -27,25 +27,13 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-_CLIENTS: dict[str, object] = {}
-
-
-def _redis():
-    url = settings.REDIS_URL
-    if not url:
-        return None
-    if url not in _CLIENTS:
-        import redis
-
-        _CLIENTS[url] = redis.Redis.from_url(url)
-    return _CLIENTS[url]
 
 
 class RenewalLock:
     def __init__(self, connection_id: int):
         self.connection_id = connection_id
         self.owner = secrets.token_hex(16)
-        self._redis = _redis()
+        self._redis = redis_client()
 
     @property
     def _key(self) -> str:

@@ -132,13 +132,19 @@ class HubSpotOAuth:
         answer.update(hub_id=self.hub_id, scopes=self.store.scopes_of(answer["access_token"]))
         return Response(200, answer)
 
-    def _introspect(self, req: Request) -> Response:
-        form = req.body
-        if (form.get("client_id"), form.get("client_secret")) != (
+    def _client_refused(self, form: dict) -> Response | None:
+        if (form.get("client_id"), form.get("client_secret")) == (
             self.client_id,
             self.client_secret,
         ):
-            return self._error(OAuthError("invalid_client", "client_id or secret is wrong"), "")
+            return None
+        return self._error(OAuthError("invalid_client", "client_id or secret is wrong"), "")
+
+    def _introspect(self, req: Request) -> Response:
+        form = req.body
+        refused = self._client_refused(form)
+        if refused is not None:
+            return refused
         token = form.get("token", "")
         if not self.store.valid(token):
             return Response(200, {"active": False})
@@ -163,11 +169,8 @@ class HubSpotOAuth:
         )
 
     def _revoke(self, req: Request) -> Response:
-        form = req.body
-        if (form.get("client_id"), form.get("client_secret")) != (
-            self.client_id,
-            self.client_secret,
-        ):
-            return self._error(OAuthError("invalid_client", "client_id or secret is wrong"), "")
-        self.store.revoke(form.get("token", ""))
+        refused = self._client_refused(req.body)
+        if refused is not None:
+            return refused
+        self.store.revoke(req.body.get("token", ""))
         return Response(204)

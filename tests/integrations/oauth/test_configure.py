@@ -84,3 +84,37 @@ def test_a_document_that_leaves_credentials_out_keeps_the_connected_tokens(
     assert response.status_code == 200, response.json()
     assert Connection.objects.get().get_credentials() == tokens
     assert OAuthGrant.objects.get(pk=connection.pk).state == GrantState.CONNECTED
+
+
+def test_a_mailchimp_access_token_with_its_data_centre_creates_a_working_connection(
+    api, integration_admin, mailchimp
+):
+    seeded = mailchimp.oauth.store.issue_grant()
+    doc = {
+        "connection": {
+            "name": "Mailchimp by configure",
+            "vendor": "mailchimp",
+            "auth_kind": "oauth2",
+            "base_url": mailchimp.url,  # the data centre: the API address is learnt at Connect
+            "credentials": {"access_token": seeded["access_token"]},
+        },
+        "syncs": [
+            {
+                "name": "Contacts to Mailchimp",
+                "dataset": "contacts",
+                "destination_object": "members",
+                "destination_config": {"list_id": "list0001"},
+                "match_source_field": "email",
+                "match_destination_field": "email_address",
+                "consent_purpose": "email_marketing",
+                "mappings": [{"source_field": "first_name", "destination_field": "FNAME"}],
+            }
+        ],
+    }
+
+    response = api(integration_admin).post(URL, doc, format="json")
+
+    assert response.status_code == 200, response.json()
+    merge_fields = mailchimp.calls("/merge-fields")
+    assert merge_fields and merge_fields[-1].status == 200  # read with the bearer token
+    assert Connection.objects.get().get_credentials() == {"access_token": seeded["access_token"]}

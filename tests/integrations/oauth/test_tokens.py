@@ -302,19 +302,11 @@ def test_a_token_endpoint_that_fails_leaves_the_records_pending_in_the_batch(
 
 def test_a_revoked_mailchimp_token_pauses_the_sync_with_a_reconnect_link(ira, mailchimp):
     from tests.factories import ConsentRecordFactory, ContactFactory
-    from tests.integrations.test_mailchimp_sync import MAPPINGS
+    from tests.integrations.test_mailchimp_sync import make_member_sync
 
     connection = oauth_connection("mailchimp", mailchimp)
     connect(ira, connection)
-    sync = make_sync(
-        connection,
-        dataset="contacts",
-        obj="members",
-        mappings=MAPPINGS,
-        match=("email", "email_address"),
-        destination_config={"list_id": "list0001"},
-        consent_purpose="email_marketing",
-    )
+    sync = make_member_sync(connection)
     ConsentRecordFactory(contact=ContactFactory(), status="granted")
     mailchimp.oauth.store.revoke_everything()  # the account's owner removed the app
 
