@@ -288,9 +288,9 @@ def connection_reconnect_needed(*, connection: Connection, reason: str) -> None:
     from integrations.alerts import alert_connection_auth
 
     with_link = f"{reason} Reconnect it at {connect_url(connection)}"
-    OAuthGrant.objects.filter(pk=connection.pk).update(
-        state=GrantState.RECONNECT, reason=reason[:500]
-    )
+    grant, _ = OAuthGrant.objects.get_or_create(connection_id=connection.pk)
+    grant.state, grant.reason = GrantState.RECONNECT, reason[:500]
+    grant.save(update_fields=["state", "reason"])  # in the change history
     Connection.objects.filter(pk=connection.pk).update(
         status=ConnectionStatus.AUTH_FAILED, last_error=with_link, last_checked_at=timezone.now()
     )

@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from auditlog.models import LogEntry
 from django.db import connection as db_connection
 from django.utils import timezone
 
@@ -245,6 +246,8 @@ def test_a_lost_grant_pauses_every_sync_with_a_reconnect_link_and_alerts(hubspot
     assert set(LedgerEntry.objects.values_list("status", flat=True)) <= UNCONFIRMED
     grant = OAuthGrant.objects.get(pk=hubspot_oauth.pk)
     assert grant.state == GrantState.RECONNECT
+    history = LogEntry.objects.get_for_object(grant).order_by("pk").last()
+    assert history.changes_dict["state"] == ["connected", "reconnect"]
     assert Connection.objects.get().status == ConnectionStatus.AUTH_FAILED
     alert = Alert.objects.get(kind=AlertKind.AUTH_FAILING)
     assert (
