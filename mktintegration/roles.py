@@ -64,13 +64,17 @@ _GRANT_PAGES = frozenset(
 # Syncs. Managers create syncs and are granted the ones they create, and see the runs of
 # the syncs granted to them (counts only; dead letters and the ledger hold personal data);
 # connections hold credentials, so Integration Admins create and change them and grant them
-# to managers.
+# to managers. Connecting a connection to a vendor account by OAuth (and disconnecting it) is
+# its own permission: Integration Admins hold it, and may grant it on one connection to a
+# manager, who then connects it without ever seeing a secret.
 _SYNC_CONFIG = manage("integrations", "fieldmapping") | {"integrations.add_sync"}
 _SYNC_ADMIN = (
     manage("integrations", "connection", "sync", "fieldmapping")
     | view("integrations", "syncrun", "deadletter", "ledgerentry")
     | {
         "integrations.test_connection",
+        "integrations.connect_connection",
+        "integrations.disconnect_connection",
         "integrations.run_sync",
         "integrations.preview_sync",
         "integrations.pause_sync",

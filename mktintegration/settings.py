@@ -415,6 +415,35 @@ MKT_SYNC_RETRY_BASE_SECONDS = float(env_str("MKT_SYNC_RETRY_BASE_SECONDS") or 5)
 MKT_SYNC_RECORD_ATTEMPTS = env_int("MKT_SYNC_RECORD_ATTEMPTS", 5)
 MKT_RUN_STALE_SECONDS = env_int("MKT_RUN_STALE_SECONDS", 300)
 
+# --- Connecting vendor accounts by OAuth (docs/security.md#oauth-tokens) ----------------------
+# This installation's OAuth app at each vendor (its redirect URI: MKT_BASE_URL +
+# /admin/integrations/connection/oauth/<vendor>/callback/). A vendor whose id and secret are
+# not both set offers no Connect.
+MKT_OAUTH_CLIENTS = {
+    "hubspot": {
+        "client_id": env_str("MKT_HUBSPOT_CLIENT_ID") or "",
+        "client_secret": env_str("MKT_HUBSPOT_CLIENT_SECRET") or "",
+    },
+    "mailchimp": {
+        "client_id": env_str("MKT_MAILCHIMP_CLIENT_ID") or "",
+        "client_secret": env_str("MKT_MAILCHIMP_CLIENT_SECRET") or "",
+    },
+}
+for _vendor, _client in MKT_OAUTH_CLIENTS.items():
+    if any(_client.values()) and not all(_client.values()):
+        raise ImproperlyConfigured(
+            f"MKT_{_vendor.upper()}_CLIENT_ID and MKT_{_vendor.upper()}_CLIENT_SECRET are set "
+            "together or not at all."
+        )
+# A Connect must come back from the vendor's consent page within this many minutes.
+MKT_OAUTH_STATE_MINUTES = env_int("MKT_OAUTH_STATE_MINUTES", 10)
+# An access token this close to its expiry is renewed before it is sent.
+MKT_OAUTH_REFRESH_MARGIN_SECONDS = env_int("MKT_OAUTH_REFRESH_MARGIN_SECONDS", 300)
+if MKT_OAUTH_STATE_MINUTES < 1 or MKT_OAUTH_REFRESH_MARGIN_SECONDS < 0:
+    raise ImproperlyConfigured(
+        "MKT_OAUTH_STATE_MINUTES must be at least 1 and MKT_OAUTH_REFRESH_MARGIN_SECONDS 0 or more."
+    )
+
 # The CA bundle outbound HTTPS verifies against (PEM file); None: the system's default bundle.
 MKT_HTTP_CA_BUNDLE = env_str("MKT_HTTP_CA_BUNDLE") or None
 

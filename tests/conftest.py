@@ -137,9 +137,12 @@ def mailchimp():
     # and every answer the emulator gave is held to it as well as to VENDORS.md.
     spec = mailchimp_spec()
     if spec is not None:
+        # The OAuth endpoints (login.mailchimp.com) are not the Marketing API's: the emulator
+        # holds them to VENDORS.md only.
         problems = [
             problem
             for recorded in server.requests
+            if not recorded.path.startswith("/oauth2/")
             for problem in spec.request_problems(recorded) + spec.response_problems(recorded)
         ]
         assert not problems, "off Mailchimp's published spec:\n" + "\n".join(problems)

@@ -52,6 +52,13 @@ def test_production_start_without_a_required_variable_is_refused_naming_it(tmp_p
     assert not (tmp_path / "secret_key").exists()  # no silent fallback to a generated key
 
 
+def test_an_oauth_app_with_an_id_and_no_secret_is_refused_naming_both(tmp_path):
+    result = _manage(_production_env(tmp_path, MKT_HUBSPOT_CLIENT_ID="app-123"), "check")
+
+    assert result.returncode != 0
+    assert "MKT_HUBSPOT_CLIENT_ID and MKT_HUBSPOT_CLIENT_SECRET are set together" in result.stderr
+
+
 def test_malformed_encryption_key_is_refused_naming_the_variable(tmp_path):
     result = _manage(_production_env(tmp_path, MKT_ENCRYPTION_KEYS="not-a-key"), "check")
 

@@ -231,21 +231,7 @@ def test_without_recipients_nothing_is_mailed_but_the_alert_is_kept(smtp, hubspo
     assert smtp.messages == []
 
 
-@pytest.mark.django_db
-def test_expiring_credentials_warn_before_they_expire(smtp, hubspot, integration_admin):
-    connection = make_connection("hubspot", hubspot, name="OAuth")
-    soon = timezone.now() + timedelta(days=2)
-    connection.set_credentials({"token": hubspot.credential, "expires_at": soon.isoformat()})
-    connection.save()
-
-    evaluate_all()
-    evaluate_all()
-
-    (alert,) = Alert.objects.filter(kind="auth_expiring")
-    assert alert.status == AlertStatus.SENT
-    assert smtp.wait_for(1)[0]["Subject"].startswith(
-        "[mktintegration] Connection 'OAuth': credentials expire"
-    )
+# Expiring credentials: tests/integrations/oauth/test_expiry_alert.py (from a real grant).
 
 
 @pytest.mark.django_db
