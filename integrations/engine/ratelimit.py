@@ -19,6 +19,7 @@ from django.db import transaction
 from integrations.connectors.base import RateSpec
 from integrations.models import RateBucket
 from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.redis_client import redis_client
 
 SAFETY = 0.98
 
@@ -73,7 +74,7 @@ class RateBudget:
         self.bucket = Bucket.for_spec(spec)
         self.max_wait = settings.MKT_RATE_MAX_WAIT_SECONDS if max_wait is None else max_wait
         self.waited = 0.0
-        self._redis = _redis_client()
+        self._redis = redis_client()
 
     def acquire(self) -> None:
         while True:
@@ -130,7 +131,6 @@ class RateBudget:
             return (1 - tokens) / self.bucket.rate
 
 
-_REDIS = {}
 _SCRIPTS = {}
 
 
@@ -139,14 +139,3 @@ def _lua_take(client):
     if id(client) not in _SCRIPTS:
         _SCRIPTS[id(client)] = client.register_script(_LUA)
     return _SCRIPTS[id(client)]
-
-
-def _redis_client():
-    url = settings.REDIS_URL
-    if not url:
-        return None
-    if url not in _REDIS:
-        import redis
-
-        _REDIS[url] = redis.Redis.from_url(url)
-    return _REDIS[url]
