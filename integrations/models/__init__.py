@@ -1,5 +1,11 @@
 from integrations.models.connections import Connection, ConnectionCheck, ConnectionStatus
-from integrations.models.ledger import DeadLetter, DeadLetterStatus, LedgerEntry, LedgerStatus
+from integrations.models.ledger import (
+    ConsentEvidence,
+    DeadLetter,
+    DeadLetterStatus,
+    LedgerEntry,
+    LedgerStatus,
+)
 from integrations.models.runs import RateBucket, RunStatus, SyncBatch, SyncRun, Trigger
 from integrations.models.syncs import FieldMapping, Sync, SyncMode
 
@@ -7,6 +13,7 @@ __all__ = [
     "Connection",
     "ConnectionCheck",
     "ConnectionStatus",
+    "ConsentEvidence",
     "DeadLetter",
     "DeadLetterStatus",
     "FieldMapping",

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backbone', '0002_consent_recorded_index'),
+        ("backbone", "0002_consent_recorded_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='consentrecord',
-            name='evidence',
+            model_name="consentrecord",
+            name="evidence",
             field=models.JSONField(blank=True, null=True),
         ),
     ]

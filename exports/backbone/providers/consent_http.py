@@ -218,8 +218,8 @@ class HttpConsent:
                 headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"},
                 records=records,
             )
-        except ConnectorError as exc:
-            raise ConsentUnavailable(exc.message) from None
+        except ConnectorError as exc:  # "consent: request timed out" -> "request timed out"
+            raise ConsentUnavailable(exc.message.removeprefix(f"{client.vendor}: ")) from None
 
     def _check(self) -> None:
         """The URL may be reached (https, or an allow-listed test host; a public address or an
