@@ -46,8 +46,14 @@ from mktintegration import bounds
 HEALTHY, DEGRADED, FAILING, PAUSED = "healthy", "degraded", "failing", "paused"
 STATES = (HEALTHY, DEGRADED, FAILING, PAUSED)
 
-SYNC_FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.PAUSED)
-SYNC_ERRORS = (RunStatus.FAILED, RunStatus.PARTIAL)
+SYNC_FINISHED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.PARTIAL,
+    RunStatus.DEFERRED,
+    RunStatus.FAILED,
+    RunStatus.PAUSED,
+)
+SYNC_ERRORS = (RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.DEFERRED)
 EXPORT_FINISHED = (ExportRunStatus.SUCCEEDED, ExportRunStatus.FAILED)
 EXPORT_ACTIVE = (ExportRunStatus.QUEUED, ExportRunStatus.RUNNING)
 
@@ -235,6 +241,11 @@ def _sync_state(status: ObjectStatus, sync: Sync, run: SyncRun | None) -> None:
     degraded = []
     if run is not None and run.status == RunStatus.PARTIAL:
         degraded.append("the latest run left records undelivered")
+    if run is not None and run.status == RunStatus.DEFERRED:
+        degraded.append(
+            "the latest run sent nothing: the consent service did not answer (the records "
+            "are planned again on the next run)"
+        )
     if status.error_rate_24h:
         degraded.append(f"{status.error_rate_24h:.0%} of the runs in the last 24 h had errors")
     if status.dead_letters:

@@ -257,11 +257,11 @@ def _decision(item: dict, purpose: str, now: datetime) -> ConsentDecision:
         )
     if version is None:
         version = ""
-    if not isinstance(version, str | int) or isinstance(version, bool) or len(str(version)) > 100:
+    if not isinstance(version, str) or len(version) > 100:
         raise ConsentUnavailable("consent service answer is not the contract's (version)")
-    if status and not str(version):
+    if status and not version:
         raise ConsentUnavailable("consent service answer is not the contract's (no version)")
     recorded = item.get("recorded_at")
     if recorded is not None and (not isinstance(recorded, str) or parse_datetime(recorded) is None):
         raise ConsentUnavailable("consent service answer is not the contract's (recorded_at)")
-    return ConsentDecision(str(item["subject"]), purpose, status, HTTP, str(version), now)
+    return ConsentDecision(str(item["subject"]), purpose, status, HTTP, version, now)
