@@ -235,17 +235,14 @@ def _sync_state(status: ObjectStatus, sync: Sync, run: SyncRun | None) -> None:
         failing.append("the connection's credentials were rejected")
     if run is not None and run.status == RunStatus.FAILED:
         failing.append(f"the latest run failed: {run.error}"[:300])
+    if run is not None and run.status == RunStatus.DEFERRED:
+        failing.append(f"the latest run sent nothing: {run.error}"[:300])
     if failing:
         status.state, status.reasons = FAILING, failing
         return
     degraded = []
     if run is not None and run.status == RunStatus.PARTIAL:
         degraded.append("the latest run left records undelivered")
-    if run is not None and run.status == RunStatus.DEFERRED:
-        degraded.append(
-            "the latest run sent nothing: the consent service did not answer (the records "
-            "are planned again on the next run)"
-        )
     if status.error_rate_24h:
         degraded.append(f"{status.error_rate_24h:.0%} of the runs in the last 24 h had errors")
     if status.dead_letters:
