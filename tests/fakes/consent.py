@@ -161,13 +161,17 @@ class FakeConsentService(FakeVendor):
     # -- validators -----------------------------------------------------------------------
 
     @staticmethod
-    def _check_lookup(req: Request) -> list[str]:
-        body = req.body
-        if not isinstance(body, dict):
-            return ["body must be a JSON object"]
-        problems = []
+    def _body_problems(req: Request) -> tuple[dict, list[str]]:
+        """The JSON object body and its purpose's problem, shared by both routes."""
+        body = req.body if isinstance(req.body, dict) else {}
+        if not isinstance(req.body, dict):
+            return body, ["body must be a JSON object"]
         if body.get("purpose") not in PURPOSES:
-            problems.append(f"unknown purpose {body.get('purpose')!r}")
+            return body, [f"unknown purpose {body.get('purpose')!r}"]
+        return body, []
+
+    def _check_lookup(self, req: Request) -> list[str]:
+        body, problems = self._body_problems(req)
         subjects = body.get("subjects")
         if not isinstance(subjects, list) or not subjects:
             problems.append("subjects must be a non-empty list")
@@ -177,14 +181,8 @@ class FakeConsentService(FakeVendor):
             problems.append("a subject asked for twice")
         return problems
 
-    @staticmethod
-    def _check_record(req: Request) -> list[str]:
-        body = req.body
-        if not isinstance(body, dict):
-            return ["body must be a JSON object"]
-        problems = []
-        if body.get("purpose") not in PURPOSES:
-            problems.append(f"unknown purpose {body.get('purpose')!r}")
+    def _check_record(self, req: Request) -> list[str]:
+        body, problems = self._body_problems(req)
         if body.get("status") not in ("granted", "withdrawn", "denied"):
             problems.append(f"unknown status {body.get('status')!r}")
         if not isinstance(body.get("evidence"), dict):
