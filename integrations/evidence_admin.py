@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.downloads import CsvDownloadAdminMixin
-from integrations.models import ConsentEvidence
+from integrations.models.ledger import ConsentEvidence
 from mktintegration.admin_base import ReadOnlyAdmin
 
 _SOURCES = {"local": "the backbone's consent table", "http": "the consent service"}

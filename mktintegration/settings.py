@@ -416,6 +416,9 @@ MKT_SYNC_RETRY_BASE_SECONDS = float(env_str("MKT_SYNC_RETRY_BASE_SECONDS") or 5)
 MKT_SYNC_RECORD_ATTEMPTS = env_int("MKT_SYNC_RECORD_ATTEMPTS", 5)
 MKT_RUN_STALE_SECONDS = env_int("MKT_RUN_STALE_SECONDS", 300)
 
+# The CA bundle outbound HTTPS verifies against (PEM file); None: the system's default bundle.
+MKT_HTTP_CA_BUNDLE = env_str("MKT_HTTP_CA_BUNDLE") or None
+
 # --- Consent (docs/consent.md) ----------------------------------------------------------------
 # Empty: the backbone's consent table. A URL: the company's consent service (JSON contract in
 # docs/consent-service.openapi.yaml), asked in batches with a short timeout; when it cannot
@@ -439,9 +442,6 @@ for _name, _value, _low, _high in (
 ):
     if not _low <= _value <= _high:
         raise ImproperlyConfigured(f"{_name}={_value:g} is out of range: {_low:g} to {_high:g}.")
-
-# The CA bundle outbound HTTPS verifies against (PEM file); None: the system's default bundle.
-MKT_HTTP_CA_BUNDLE = env_str("MKT_HTTP_CA_BUNDLE") or None
 
 # --- Scheduled file exports (docs/exports.md) ------------------------------------------------
 # Local-folder destinations write under this directory (each into its own subdirectory).

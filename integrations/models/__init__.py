@@ -1,11 +1,5 @@
 from integrations.models.connections import Connection, ConnectionCheck, ConnectionStatus
-from integrations.models.ledger import (
-    ConsentEvidence,
-    DeadLetter,
-    DeadLetterStatus,
-    LedgerEntry,
-    LedgerStatus,
-)
+from integrations.models.ledger import DeadLetter, DeadLetterStatus, LedgerEntry, LedgerStatus
 from integrations.models.runs import RateBucket, RunStatus, SyncBatch, SyncRun, Trigger
 from integrations.models.syncs import FieldMapping, Sync, SyncMode
 
@@ -13,7 +7,6 @@ __all__ = [
     "Connection",
     "ConnectionCheck",
     "ConnectionStatus",
-    "ConsentEvidence",
     "DeadLetter",
     "DeadLetterStatus",
     "FieldMapping",
