@@ -46,7 +46,7 @@ class ConsentInputError(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConsentDecision:
     """One subject's consent for one purpose, as one source said it at ``checked_at``.
 

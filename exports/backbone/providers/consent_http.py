@@ -39,7 +39,7 @@ RECORDS_PATH = "/v1/consent/records"
 # The service's statuses; "unknown" (no consent ever given) is our NEVER_GIVEN.
 _STATUSES = {"granted": "granted", "withdrawn": "withdrawn", "denied": "denied"}
 _UNKNOWN = "unknown"
-CACHE_MAX_ENTRIES = 100_000
+CACHE_MAX_ENTRIES = 20_000  # a few MB per process
 
 
 class TtlCache:
