@@ -20,6 +20,7 @@ from audit.context import client_address
 from audit.pages import AccessLoggedAdminMixin
 from integrations import services
 from integrations.engine.access import preview_refused_log
+from integrations.evidence_admin import consent_decision_html
 from integrations.forms import ConnectionForm, FieldMappingForm, MappingFormSet, SyncForm
 from integrations.models import (
     Connection,
@@ -358,6 +359,7 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
         "invalid",
         "suppressed",
         "blocked",
+        "deferred",
         "rejected",
         "dead_lettered",
         "failed",
@@ -428,10 +430,38 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "last_error",
         "synced_at",
     )
-    list_filter = ("status", "created_by_sync")
+    list_filter = ("status", "created_by_sync", "consent_source")
     search_fields = ("=record_key", "=destination_id", "=match_value")
     list_select_related = ("sync",)
     ordering = ("sync", "record_key")
+    readonly_fields = ("consent_decision",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": [
+                    f.name
+                    for f in LedgerEntry._meta.fields
+                    if f.name != "id" and not f.name.startswith("consent_")
+                ]
+            },
+        ),
+        (
+            "Consent evidence of the latest send",
+            {
+                "fields": (
+                    "consent_decision",
+                    "consent_source",
+                    "consent_ref",
+                    "consent_checked_at",
+                )
+            },
+        ),
+    )
+
+    @admin.display(description="consent decision")
+    def consent_decision(self, obj):
+        return consent_decision_html(obj)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

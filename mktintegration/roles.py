@@ -92,6 +92,10 @@ _ALERTS_READ = view("operations", "alertrecipients", "alert", "alertstate")
 _AUDIT_DOWNLOADS = frozenset(
     {"audit.download_accesslog", "audit.download_outboundlog", "audit.download_changehistory"}
 )
+# Which consent decision allowed each send (no payload, no match value): browse and download.
+_CONSENT_EVIDENCE = frozenset(
+    {"integrations.view_consentevidence", "integrations.download_consentevidence"}
+)
 # API tokens: create (shown once), list, revoke; never deleted, so their history stays.
 _API_TOKENS = frozenset(
     {
@@ -139,6 +143,7 @@ ROLES: dict[str, Role] = {
             | {"exports.run_exportschedule"}
             | _GRANT_PAGES
             | _SYNC_ADMIN
+            | _CONSENT_EVIDENCE
             | view("mktintegration", "workerheartbeat")
             | _API_TOKENS
             | _DASHBOARD
@@ -147,11 +152,12 @@ ROLES: dict[str, Role] = {
         ),
         Role(
             AUDITOR,
-            "Reads the change history and the access and outbound logs; exports no data and "
-            "changes nothing.",
+            "Reads the change history, the access and outbound logs and the consent evidence of "
+            "each send; exports no data and changes nothing.",
             view("auditlog", "logentry")
             | view("audit", "accesslog", "outboundlog")
             | _AUDIT_DOWNLOADS
+            | _CONSENT_EVIDENCE
             | view("exports", *_SCHEDULED_EXPORTS)
             | _SYNC_READ
             | _DASHBOARD

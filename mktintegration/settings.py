@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from mktintegration.env import (
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_secret,
@@ -446,6 +447,30 @@ if MKT_OAUTH_STATE_MINUTES < 1 or MKT_OAUTH_REFRESH_MARGIN_SECONDS < 0:
 
 # The CA bundle outbound HTTPS verifies against (PEM file); None: the system's default bundle.
 MKT_HTTP_CA_BUNDLE = env_str("MKT_HTTP_CA_BUNDLE") or None
+
+# --- Consent (docs/consent.md) ----------------------------------------------------------------
+# Empty: the backbone's consent table. A URL: the company's consent service (JSON contract in
+# docs/consent-service.openapi.yaml), asked in batches with a short timeout; when it cannot
+# answer, nothing is sent (deferred, planned again next run).
+MKT_CONSENT_URL = (env_str("MKT_CONSENT_URL") or "").rstrip("/")
+MKT_CONSENT_TOKEN = env_str("MKT_CONSENT_TOKEN") or ""
+MKT_CONSENT_TIMEOUT_SECONDS = env_float("MKT_CONSENT_TIMEOUT_SECONDS", 2.0)
+MKT_CONSENT_BATCH_SIZE = env_int("MKT_CONSENT_BATCH_SIZE", 500)
+MKT_CONSENT_CACHE_SECONDS = env_int("MKT_CONSENT_CACHE_SECONDS", 30)
+if MKT_CONSENT_URL and not MKT_CONSENT_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("MKT_CONSENT_URL must be an https:// URL.")
+if MKT_CONSENT_URL and not MKT_CONSENT_TOKEN:
+    raise ImproperlyConfigured(
+        "MKT_CONSENT_URL is set but MKT_CONSENT_TOKEN is not: the consent service is called "
+        "with a bearer token (set MKT_CONSENT_TOKEN or MKT_CONSENT_TOKEN_FILE)."
+    )
+for _name, _value, _low, _high in (
+    ("MKT_CONSENT_TIMEOUT_SECONDS", MKT_CONSENT_TIMEOUT_SECONDS, 0.1, 10),
+    ("MKT_CONSENT_BATCH_SIZE", MKT_CONSENT_BATCH_SIZE, 1, 1000),
+    ("MKT_CONSENT_CACHE_SECONDS", MKT_CONSENT_CACHE_SECONDS, 0, 300),
+):
+    if not _low <= _value <= _high:
+        raise ImproperlyConfigured(f"{_name}={_value:g} is out of range: {_low:g} to {_high:g}.")
 
 # --- Scheduled file exports (docs/exports.md) ------------------------------------------------
 # Local-folder destinations write under this directory (each into its own subdirectory).

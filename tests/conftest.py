@@ -163,3 +163,18 @@ def api():
         return client
 
     return make
+
+
+@pytest.fixture
+def consent_service(settings):
+    """The consent service emulator (tests/fakes/consent.py), with this process configured to
+    use it (MKT_CONSENT_URL, MKT_CONSENT_TOKEN). Every request our adapter sent, and every
+    answer it got that was not an injected fault, is held to docs/consent-service.openapi.yaml."""
+    from tests.fakes.consent import FakeConsentService
+
+    with FakeConsentService() as server:
+        settings.MKT_CONSENT_URL = server.url
+        settings.MKT_CONSENT_TOKEN = server.token
+        yield server
+    problems = server.problems()
+    assert not problems, "off the consent service contract:\n" + "\n".join(problems)

@@ -282,3 +282,20 @@ def test_uptime_checks_store_a_row_per_check_and_feed_the_status(hubspot, integr
     assert [c.ok for c in connection.checks.order_by("checked_at")] == [True, False]
     (status,) = connection_statuses(type(connection).objects.all(), now=later)
     assert status.uptime_24h == 50.0 and status.state == "failing"
+
+
+@pytest.mark.django_db
+def test_a_run_deferred_for_want_of_consent_mails_that_the_sync_sends_nothing(
+    smtp, sync, integration_admin
+):
+    _run(
+        sync,
+        RunStatus.DEFERRED,
+        error="40 records deferred: the consent service did not answer (connection failed).",
+    )
+
+    evaluate_all()
+
+    mail = smtp.wait_for(2)[0]
+    assert mail["Subject"] == "[mktintegration] Sync 'Companies to HubSpot' is failing"
+    assert "the latest run sent nothing: 40 records deferred" in mail.get_content()
