@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("integrations", "0009_ledger_intent_at"),
+        ("integrations", "0010_oauth_grants"),
     ]
 
     operations = [
