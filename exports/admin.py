@@ -118,7 +118,6 @@ class ExportDestinationAdmin(admin.ModelAdmin):
 @admin.register(ExportSchedule)
 class ExportScheduleAdmin(ObjectPermissionAdmin):
     form = ExportScheduleForm
-    creator_perms = ("run_exportschedule",)
     change_form_template = "admin/exports/exportschedule/change_form.html"
     list_display = ("name", "dataset", "format", "destination", "when", "enabled", "owner")
     list_filter = ("enabled", "format")
@@ -187,11 +186,7 @@ class ExportScheduleAdmin(ObjectPermissionAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        export_schedule_save(
-            schedule=obj,
-            creator=None if change else request.user,
-            creator_perms=self.creator_perms,
-        )
+        export_schedule_save(schedule=obj, creator=None if change else request.user)
 
     def delete_model(self, request, obj):
         export_schedule_delete(schedule=obj)

@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
-from guardian.shortcuts import assign_perm
 
 from audit.models import Channel, Outcome
 from audit.services import access_log_write
@@ -29,13 +28,13 @@ from exports.models import (
 )
 from exports.runs import run_access_log
 from mktintegration.crypto import decrypt_secrets, encrypt_secrets
+from mktintegration.grants import creator_grant
 from mktintegration.scheduling import periodic_task_remove, periodic_task_sync
 
 BEAT_TASK = "exports.run_schedule"
 # Beat fires a little early or late; a run this close to the frequency cap still counts as on
 # time (so an every-15-minutes schedule is never skipped for being 0.3 s early).
 CAP_GRACE = timedelta(seconds=30)
-CREATOR_PERMS = ("view_exportschedule", "change_exportschedule", "delete_exportschedule")
 
 
 # --- destinations ---------------------------------------------------------------------------
@@ -96,16 +95,11 @@ def destination_secret_names(destination: ExportDestination) -> list[str]:
 
 
 @transaction.atomic
-def export_schedule_save(
-    *,
-    schedule: ExportSchedule,
-    creator=None,
-    creator_perms: tuple[str, ...] = ("run_exportschedule",),
-) -> ExportSchedule:
+def export_schedule_save(*, schedule: ExportSchedule, creator=None) -> ExportSchedule:
     """Validate and save a schedule and make its beat entry match it.
 
-    A new schedule belongs to ``creator`` (unless an owner is set), who is granted view,
-    change and delete on it plus ``creator_perms``.
+    A new schedule belongs to ``creator`` (unless an owner is set), who is granted it
+    (``mktintegration.grants``).
     """
     created = schedule.pk is None
     if creator is not None and schedule.owner_id is None:
@@ -122,8 +116,7 @@ def export_schedule_save(
         description=f"Export schedule {schedule.name!r}",
     )
     if created and creator is not None:
-        for codename in (*CREATOR_PERMS, *creator_perms):
-            assign_perm(f"exports.{codename}", creator, schedule)
+        creator_grant(obj=schedule, user=creator)
     return schedule
 
 

@@ -6,11 +6,13 @@ its permission on each selected object; the work is done by integrations.service
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from guardian.shortcuts import get_objects_for_user
 
@@ -18,6 +20,7 @@ from audit.context import client_address
 from audit.pages import AccessLoggedAdminMixin
 from integrations import services
 from integrations.engine.access import preview_refused_log
+from integrations.evidence_admin import consent_decision_html
 from integrations.forms import ConnectionForm, FieldMappingForm, MappingFormSet, SyncForm
 from integrations.models import (
     Connection,
@@ -29,7 +32,10 @@ from integrations.models import (
     SyncRun,
 )
 from integrations.models.runs import BUCKETS
+from integrations.oauth import views as oauth_views
+from integrations.oauth.flows import flow_for
 from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
+from mktintegration.grants import creator_grant
 
 
 def _may(request, perm: str, obj) -> bool:
@@ -47,6 +53,7 @@ def _allowed(request, queryset, perm: str, what: str):
 @admin.register(Connection)
 class ConnectionAdmin(ObjectPermissionAdmin):
     form = ConnectionForm
+    change_form_template = "admin/integrations/connection/change_form.html"
     list_display = ("name", "vendor", "auth_kind", "status", "last_checked_at", "regions")
     list_filter = ("vendor", "status")
     search_fields = ("name",)
@@ -54,12 +61,33 @@ class ConnectionAdmin(ObjectPermissionAdmin):
         "status",
         "last_error",
         "last_checked_at",
+        "oauth",
         "created_at",
         "updated_at",
         "webhook_receiver",
     )
     actions = ["test_connections"]
-    creator_perms = ("test_connection",)
+
+    def get_urls(self):
+        def view(function, route, name):
+            wrapped = self.admin_site.admin_view(partial(function, model_admin=self))
+            return path(route, wrapped, name=f"integrations_connection_{name}")
+
+        return [
+            view(oauth_views.callback, "oauth/<str:vendor>/callback/", "oauth_callback"),
+            view(oauth_views.connect, "<path:object_id>/connect/", "connect"),
+            view(oauth_views.disconnect, "<path:object_id>/disconnect/", "disconnect"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(oauth_views.change_form_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="OAuth")
+    def oauth(self, obj):
+        return oauth_views.grant_summary(obj)
 
     @staticmethod
     def may_edit_credentials(request) -> bool:
@@ -87,7 +115,8 @@ class ConnectionAdmin(ObjectPermissionAdmin):
             secrets = [*self._secret_fields(), "clear_credentials"]
         else:
             secrets = ["credentials"]
-        return [*ConnectionForm.Meta.fields, *secrets, *self.readonly_fields]
+        shown = [f for f in self.readonly_fields if f != "oauth" or (obj and flow_for(obj))]
+        return [*ConnectionForm.Meta.fields, *secrets, *shown]
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "credentials")
@@ -111,9 +140,12 @@ class ConnectionAdmin(ObjectPermissionAdmin):
         return _secret_names()
 
     def save_model(self, request, obj, form, change):
+        # Saved through the credentials service (integrations.credentials), not obj.save().
         if not change:
             obj.owner = request.user
-        super().save_model(request, obj, form, change)
+        form.save_credentials(obj, user=request.user)
+        if not change:
+            creator_grant(obj=obj, user=request.user)
 
     def has_test_permission(self, request) -> bool:
         return self.has_granted_permission(request, "test_connection")
@@ -158,7 +190,6 @@ class SyncAdmin(ObjectPermissionAdmin):
         "updated_at",
     )
     actions = ["preview", "run_now", "pause", "resume", "replay_dead_letters"]
-    creator_perms = ("run_sync", "preview_sync", "pause_sync")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("connection")
@@ -335,6 +366,7 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
         "invalid",
         "suppressed",
         "blocked",
+        "deferred",
         "rejected",
         "dead_lettered",
         "failed",
@@ -405,10 +437,38 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "last_error",
         "synced_at",
     )
-    list_filter = ("status", "created_by_sync")
+    list_filter = ("status", "created_by_sync", "consent_source")
     search_fields = ("=record_key", "=destination_id", "=match_value")
     list_select_related = ("sync",)
     ordering = ("sync", "record_key")
+    readonly_fields = ("consent_decision",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": [
+                    f.name
+                    for f in LedgerEntry._meta.fields
+                    if f.name != "id" and not f.name.startswith("consent_")
+                ]
+            },
+        ),
+        (
+            "Consent evidence of the latest send",
+            {
+                "fields": (
+                    "consent_decision",
+                    "consent_source",
+                    "consent_ref",
+                    "consent_checked_at",
+                )
+            },
+        ),
+    )
+
+    @admin.display(description="consent decision")
+    def consent_decision(self, obj):
+        return consent_decision_html(obj)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -1,5 +1,5 @@
-"""Alerts the sync engine raises. The engine calls these two functions; the e-mail, the
-recipients, de-duplication and rate limiting live in ``integrations.operations.alerts``.
+"""Alerts the sync engine and the token lifecycle raise; the e-mail, the recipients,
+de-duplication and rate limiting live in ``integrations.operations.alerts``.
 
 An alert that cannot be recorded or mailed is logged and never fails the run that raised it.
 """
@@ -31,3 +31,15 @@ def alert_sync_paused(*, sync, reason: str) -> None:
         sync_paused(sync=sync, reason=reason)
     except Exception:
         log.exception("ALERT pause of sync %s could not be sent", sync.pk)
+
+
+def alert_connection_auth(*, connection_id: int) -> None:
+    """A connection's credentials were refused (an OAuth grant lost): alert now, not at the
+    next periodic evaluation."""
+    try:
+        from integrations.models import Connection
+        from integrations.operations.evaluate import connection_evaluate
+
+        connection_evaluate(Connection.objects.get(pk=connection_id))
+    except Exception:
+        log.exception("ALERT credentials of connection %s: could not be sent", connection_id)

@@ -24,6 +24,18 @@ class IntegrationsConfig(AppConfig):
             label="credentials",
             decode=decrypt_secrets,
         )
+        # Connect, Reconnect, Disconnect and a lost grant are history; token renewals are not.
+        auditlog.register(
+            self.get_model("OAuthGrant"),
+            exclude_fields=[
+                "token_expires_at",
+                "expires_at",
+                "refreshed_at",
+                "version",
+                "lease_owner",
+                "lease_until",
+            ],
+        )
         auditlog.register(
             self.get_model("Sync"), exclude_fields=["source_watermark", "planned_config_version"]
         )

@@ -8,6 +8,7 @@ from django.forms.utils import pretty_name
 
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
+from integrations.credentials import connection_credentials_save, credentials_plan
 from integrations.mapping_rules import mapping_problems
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.services import sync_destination_fields, sync_validate
@@ -35,7 +36,9 @@ def credentials_status(connection: Connection | None) -> str:
 
 
 class ConnectionForm(forms.ModelForm):
-    """Credentials are write-only: never rendered back, blank keeps what is stored."""
+    """Credentials are write-only: never rendered back, blank keeps what is stored. What is
+    stored is worked out and written by integrations.credentials (as for the configure API
+    and Connect); OAuth tokens come by Connect, not through this form."""
 
     vendor = forms.ChoiceField()
     auth_kind = forms.ChoiceField()
@@ -85,30 +88,36 @@ class ConnectionForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        self.credentials = None
         connector = REGISTRY.get(cleaned.get("vendor"))
-        if connector and self.can_edit_credentials:
-            needed = connector.secret_fields.get(cleaned.get("auth_kind"), ())
-            stored = self.instance.get_credentials() if self.instance.pk else {}
-            keep_stored = not cleaned.get("clear_credentials")
-            for name in needed:
-                if not cleaned.get(name) and not (keep_stored and stored.get(name)):
-                    self.add_error(name, f"{connector.label} needs {name} for this auth kind.")
+        if connector and self.can_edit_credentials and cleaned.get("auth_kind"):
+            typed = connector.secret_fields.get(cleaned["auth_kind"], ())
+            self.credentials = credentials_plan(
+                connection=Connection(
+                    pk=self.instance.pk, vendor=cleaned["vendor"], auth_kind=cleaned["auth_kind"]
+                ),
+                given={name: cleaned.get(name) or "" for name in typed},
+                clear=bool(cleaned.get("clear_credentials")),
+            )
+            for name, message in self.credentials.problems:
+                self.add_error(name if name in self.fields else None, message)
         return cleaned
 
     def save(self, commit=True):
+        """The connection; with ``commit`` saved, its credentials through the one service
+        (the admin saves with commit=False, then ``save_credentials``)."""
         connection = super().save(commit=False)
-        if self.can_edit_credentials:
-            connector = REGISTRY[connection.vendor]
-            names = connector.secret_fields.get(connection.auth_kind, ())
-            values = (
-                {} if self.cleaned_data.get("clear_credentials") else connection.get_credentials()
-            )
-            values = {k: v for k, v in values.items() if k in names}
-            values.update({n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n)})
-            connection.set_credentials(values)
         if commit:
-            connection.save()
+            self.save_credentials(connection)
         return connection
+
+    def save_credentials(self, connection, *, user=None) -> None:
+        if self.credentials is None:  # may not edit credentials: the stored ones stay
+            connection.save()
+            return
+        connection_credentials_save(
+            connection=connection, values=self.credentials.values, user=user
+        )
 
 
 def _secret_field() -> forms.CharField:

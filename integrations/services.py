@@ -27,8 +27,10 @@ from integrations.models import (
     DeadLetter,
     DeadLetterStatus,
     FieldMapping,
+    GrantState,
     LedgerEntry,
     LedgerStatus,
+    OAuthGrant,
     RunStatus,
     Sync,
     SyncBatch,
@@ -56,7 +58,10 @@ class SyncBusy(Exception):
 
 
 def connection_test(*, connection: Connection) -> tuple[bool, str]:
-    """Call the vendor; record the check and the connection's status; say why it failed."""
+    """Call the vendor; record the check and the connection's status; say why it failed.
+    A connection by OAuth that was never connected is not tested (nor counted as failing)."""
+    if OAuthGrant.objects.filter(pk=connection.pk, state=GrantState.NOT_CONNECTED).exists():
+        return False, "not connected yet: use Connect on the connection's page"
     started = time.monotonic()
     try:
         message, ok = connector_for(connection).test_connection(), True

@@ -14,9 +14,10 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from guardian.admin import ReinforcedGuardedModelAdminMixin
-from guardian.shortcuts import assign_perm, get_objects_for_user
+from guardian.shortcuts import get_objects_for_user
 
 from mktintegration.crypto import SecretsUnreadable
+from mktintegration.grants import creator_grant
 
 # The "Object permissions" page lists every user's and every group's grants on an object, so
 # opening it takes both view permissions (as guardian's ReinforcedGuardedModelAdminMixin asks);
@@ -121,8 +122,8 @@ class ObjectPermissionAdmin(HiddenIs404Mixin, ReinforcedGuardedModelAdminMixin, 
     A user with the model-level permission (Integration Admin) sees and changes every object;
     anyone else sees only the objects they hold an object grant on (django-guardian), and
     opening any other by id answers 404, so ids do not leak. Whoever creates an object is
-    granted it (``creator_perms``). The "Object permissions" page grants and revokes per user
-    or group; its button is shown to who may use it, and anyone else opening it gets a 403
+    granted it (``mktintegration.grants``). The "Object permissions" page grants and revokes
+    per user or group; its button is shown to who may use it, and anyone else opening it gets a 403
     saying so (guardian would send them to the index without a word).
     """
 
@@ -131,8 +132,6 @@ class ObjectPermissionAdmin(HiddenIs404Mixin, ReinforcedGuardedModelAdminMixin, 
     user_can_access_permitted_objects_only = True
     permitted_objects_any_perm = True
     permitted_objects_accept_global_perms = True
-    # Extra object permissions (codenames) given to the creator besides view/change/delete.
-    creator_perms: tuple[str, ...] = ()
 
     def __init__(self, model, admin_site):
         super().__init__(model, admin_site)
@@ -192,10 +191,7 @@ class ObjectPermissionAdmin(HiddenIs404Mixin, ReinforcedGuardedModelAdminMixin, 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change:
-            for codename in ("view", "change", "delete"):
-                assign_perm(self._perm(codename), request.user, obj)
-            for codename in self.creator_perms:
-                assign_perm(f"{self.opts.app_label}.{codename}", request.user, obj)
+            creator_grant(obj=obj, user=request.user)
 
     # --- the "Object permissions" pages ---------------------------------------------------------
     def has_grants_permission(self, request, obj, perms=GRANTS_VIEW) -> bool:

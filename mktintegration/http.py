@@ -34,6 +34,8 @@ from mktintegration import netguard
 from mktintegration.errors import ConnectorError, ErrorKind
 
 Response = requests.Response
+# An error response as an exception, for libraries that expect requests' (social-core).
+HTTPError = requests.HTTPError
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read
 MAX_REDIRECTS = 3
 _EMAILISH = re.compile(r"[^/]*@[^/]*")

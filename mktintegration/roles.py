@@ -64,13 +64,17 @@ _GRANT_PAGES = frozenset(
 # Syncs. Managers create syncs and are granted the ones they create, and see the runs of
 # the syncs granted to them (counts only; dead letters and the ledger hold personal data);
 # connections hold credentials, so Integration Admins create and change them and grant them
-# to managers.
+# to managers. Connecting a connection to a vendor account by OAuth (and disconnecting it) is
+# its own permission: Integration Admins hold it, and may grant it on one connection to a
+# manager, who then connects it without ever seeing a secret.
 _SYNC_CONFIG = manage("integrations", "fieldmapping") | {"integrations.add_sync"}
 _SYNC_ADMIN = (
     manage("integrations", "connection", "sync", "fieldmapping")
     | view("integrations", "syncrun", "deadletter", "ledgerentry")
     | {
         "integrations.test_connection",
+        "integrations.connect_connection",
+        "integrations.disconnect_connection",
         "integrations.run_sync",
         "integrations.preview_sync",
         "integrations.pause_sync",
@@ -98,6 +102,10 @@ _ALERTS_READ = view("operations", "alertrecipients", "alert", "alertstate")
 # Auditors download what they browse (each download is itself access-logged).
 _AUDIT_DOWNLOADS = frozenset(
     {"audit.download_accesslog", "audit.download_outboundlog", "audit.download_changehistory"}
+)
+# Which consent decision allowed each send (no payload, no match value): browse and download.
+_CONSENT_EVIDENCE = frozenset(
+    {"integrations.view_consentevidence", "integrations.download_consentevidence"}
 )
 # API tokens: create (shown once), list, revoke; never deleted, so their history stays.
 _API_TOKENS = frozenset(
@@ -146,6 +154,7 @@ ROLES: dict[str, Role] = {
             | {"exports.run_exportschedule"}
             | _GRANT_PAGES
             | _SYNC_ADMIN
+            | _CONSENT_EVIDENCE
             | view("mktintegration", "workerheartbeat")
             | _API_TOKENS
             | _DASHBOARD
@@ -155,11 +164,12 @@ ROLES: dict[str, Role] = {
         ),
         Role(
             AUDITOR,
-            "Reads the change history and the access and outbound logs; exports no data and "
-            "changes nothing.",
+            "Reads the change history, the access and outbound logs and the consent evidence of "
+            "each send; exports no data and changes nothing.",
             view("auditlog", "logentry")
             | view("audit", "accesslog", "outboundlog")
             | _AUDIT_DOWNLOADS
+            | _CONSENT_EVIDENCE
             | view("exports", *_SCHEDULED_EXPORTS)
             | _SYNC_READ
             | _DASHBOARD

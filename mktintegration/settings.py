@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from mktintegration.env import (
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_secret,
@@ -417,8 +418,61 @@ MKT_SYNC_RETRY_BASE_SECONDS = float(env_str("MKT_SYNC_RETRY_BASE_SECONDS") or 5)
 MKT_SYNC_RECORD_ATTEMPTS = env_int("MKT_SYNC_RECORD_ATTEMPTS", 5)
 MKT_RUN_STALE_SECONDS = env_int("MKT_RUN_STALE_SECONDS", 300)
 
+# --- Connecting vendor accounts by OAuth (docs/security.md#oauth-tokens) ----------------------
+# This installation's OAuth app at each vendor (its redirect URI: MKT_BASE_URL +
+# /admin/integrations/connection/oauth/<vendor>/callback/). A vendor whose id and secret are
+# not both set offers no Connect.
+MKT_OAUTH_CLIENTS = {
+    "hubspot": {
+        "client_id": env_str("MKT_HUBSPOT_CLIENT_ID") or "",
+        "client_secret": env_str("MKT_HUBSPOT_CLIENT_SECRET") or "",
+    },
+    "mailchimp": {
+        "client_id": env_str("MKT_MAILCHIMP_CLIENT_ID") or "",
+        "client_secret": env_str("MKT_MAILCHIMP_CLIENT_SECRET") or "",
+    },
+}
+for _vendor, _client in MKT_OAUTH_CLIENTS.items():
+    if any(_client.values()) and not all(_client.values()):
+        raise ImproperlyConfigured(
+            f"MKT_{_vendor.upper()}_CLIENT_ID and MKT_{_vendor.upper()}_CLIENT_SECRET are set "
+            "together or not at all."
+        )
+# A Connect must come back from the vendor's consent page within this many minutes.
+MKT_OAUTH_STATE_MINUTES = env_int("MKT_OAUTH_STATE_MINUTES", 10)
+# An access token this close to its expiry is renewed before it is sent.
+MKT_OAUTH_REFRESH_MARGIN_SECONDS = env_int("MKT_OAUTH_REFRESH_MARGIN_SECONDS", 300)
+if MKT_OAUTH_STATE_MINUTES < 1 or MKT_OAUTH_REFRESH_MARGIN_SECONDS < 0:
+    raise ImproperlyConfigured(
+        "MKT_OAUTH_STATE_MINUTES must be at least 1 and MKT_OAUTH_REFRESH_MARGIN_SECONDS 0 or more."
+    )
+
 # The CA bundle outbound HTTPS verifies against (PEM file); None: the system's default bundle.
 MKT_HTTP_CA_BUNDLE = env_str("MKT_HTTP_CA_BUNDLE") or None
+
+# --- Consent (docs/consent.md) ----------------------------------------------------------------
+# Empty: the backbone's consent table. A URL: the company's consent service (JSON contract in
+# docs/consent-service.openapi.yaml), asked in batches with a short timeout; when it cannot
+# answer, nothing is sent (deferred, planned again next run).
+MKT_CONSENT_URL = (env_str("MKT_CONSENT_URL") or "").rstrip("/")
+MKT_CONSENT_TOKEN = env_str("MKT_CONSENT_TOKEN") or ""
+MKT_CONSENT_TIMEOUT_SECONDS = env_float("MKT_CONSENT_TIMEOUT_SECONDS", 2.0)
+MKT_CONSENT_BATCH_SIZE = env_int("MKT_CONSENT_BATCH_SIZE", 500)
+MKT_CONSENT_CACHE_SECONDS = env_int("MKT_CONSENT_CACHE_SECONDS", 30)
+if MKT_CONSENT_URL and not MKT_CONSENT_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("MKT_CONSENT_URL must be an https:// URL.")
+if MKT_CONSENT_URL and not MKT_CONSENT_TOKEN:
+    raise ImproperlyConfigured(
+        "MKT_CONSENT_URL is set but MKT_CONSENT_TOKEN is not: the consent service is called "
+        "with a bearer token (set MKT_CONSENT_TOKEN or MKT_CONSENT_TOKEN_FILE)."
+    )
+for _name, _value, _low, _high in (
+    ("MKT_CONSENT_TIMEOUT_SECONDS", MKT_CONSENT_TIMEOUT_SECONDS, 0.1, 10),
+    ("MKT_CONSENT_BATCH_SIZE", MKT_CONSENT_BATCH_SIZE, 1, 1000),
+    ("MKT_CONSENT_CACHE_SECONDS", MKT_CONSENT_CACHE_SECONDS, 0, 300),
+):
+    if not _low <= _value <= _high:
+        raise ImproperlyConfigured(f"{_name}={_value:g} is out of range: {_low:g} to {_high:g}.")
 
 # --- Scheduled file exports (docs/exports.md) ------------------------------------------------
 # Local-folder destinations write under this directory (each into its own subdirectory).

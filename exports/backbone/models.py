@@ -136,6 +136,9 @@ class ConsentRecord(models.Model):
     status = models.CharField(max_length=16, choices=ConsentStatus.choices)
     source = models.CharField(max_length=64, blank=True)
     recorded_at = models.DateTimeField()
+    # What the recorder can show later (a vendor's unsubscribe: vendor, event id, time, raw
+    # reference); written by exports.backbone.providers.consent.consent_record.
+    evidence = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [

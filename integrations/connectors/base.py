@@ -16,6 +16,9 @@ so a new vendor fits without engine changes:
   (webhooks, with ``webhook_auth`` saying how the vendor proves who sent them) or
   ``poll_feedback`` (vendors without webhooks); ``suppress`` opts a person out of e-mail at
   the destination when consent is withdrawn elsewhere (docs/webhooks.md).
+- OAuth auth kinds are declared in ``token_flows`` (``integrations.oauth.flows``): requests
+  sent with ``send`` carry an access token renewed when due, and a 401 renews it once and sends
+  the request once more.
 """
 
 from __future__ import annotations
@@ -117,7 +120,10 @@ class Connector:
     slug: ClassVar[str]
     label: ClassVar[str]
     auth_kinds: ClassVar[tuple[str, ...]]
-    secret_fields: ClassVar[dict[str, tuple[str, ...]]]  # auth kind -> secret names
+    secret_fields: ClassVar[dict[str, tuple[str, ...]]]  # auth kind -> secrets typed in
+    # auth kind -> its token flow (integrations.oauth.flows): tokens by Connect, or bought with
+    # the connection's client credentials, and renewed by the lifecycle.
+    token_flows: ClassVar[dict[str, Any]] = {}
     config_class: ClassVar[type[ConnectorConfig]] = ConnectorConfig
     objects: ClassVar[dict[str, DestinationObject]]
     default_rate: ClassVar[RateSpec]
@@ -141,6 +147,12 @@ class Connector:
             connection_id=connection.pk,
             allowed_hosts=self.allowed_hosts,
         )
+        self.tokens = None
+        flow = self.token_flows.get(connection.auth_kind)
+        if flow is not None:
+            from integrations.oauth.tokens import TokenSource
+
+            self.tokens = TokenSource(connection=connection, flow=flow, label=self.label)
 
     # --- what a vendor module implements -----------------------------------------------
     def base_url(self) -> str:
@@ -234,7 +246,26 @@ class Connector:
         One result per record: UPDATED when the vendor confirmed, else REJECTED or RETRY."""
         raise NotImplementedError
 
+    def authenticate(self, token: str | None, headers: dict | None) -> dict[str, Any]:
+        """The keyword arguments that authenticate a request: ``token`` (the OAuth access
+        token, or None for a static secret) as a bearer by default."""
+        return {"headers": {**(headers or {}), "Authorization": f"Bearer {token}"}}
+
     # --- shared helpers --------------------------------------------------------------------
+    def send(self, method: str, url: str, *, headers: dict | None = None, **kwargs) -> Response:
+        """One authenticated request to the vendor. For an OAuth auth kind the access token is
+        renewed when due, and a 401 renews it once and sends the request once more (a 401
+        means nothing was applied)."""
+        token = self.tokens.access_token() if self.tokens is not None else None
+        response = self.http.request(method, url, **self.authenticate(token, headers), **kwargs)
+        if response.status_code == 401 and self.tokens is not None:
+            renewed = self.tokens.after_rejection(token)
+            if renewed is not None:
+                response = self.http.request(
+                    method, url, **self.authenticate(renewed, headers), **kwargs
+                )
+        return response
+
     def url(self, path: str) -> str:
         base = (self.connection.base_url or self.base_url()).rstrip("/")
         return f"{base}{path}"
@@ -252,6 +283,8 @@ class Connector:
                 status=status,
                 retry_after=retry_after_seconds(response),
             )
+        if status == 401 and self.tokens is not None:
+            message = self.tokens.with_link(f"{message}.")
         if status in (401, 403):
             raise ConnectorError(message, kind=ErrorKind.AUTH, status=status)
         if status >= 500 or status in (408, 423, 425):

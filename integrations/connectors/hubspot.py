@@ -12,6 +12,13 @@ of method + URI + body + timestamp with the app's client secret, base64; older t
 refused) [H21][H22][H23]; an opt-out is a ``contact.propertyChange`` of the opt-out or bounce
 property the connection names [H12]. A withdrawal elsewhere unsubscribes the contact from all
 e-mail with Communication Preferences v4 ``statuses/batch/unsubscribe-all`` [H11].
+
+OAuth (auth kind ``oauth2``): social-core's ``HubSpotOAuth2`` on the v3 endpoints, since v1 is
+deprecated on 2027-02-16 [H9]: ``POST /oauth/v3/token`` with every parameter in the form body
+(``code_verifier`` too: PKCE), ``/oauth/v3/token/introspect`` for the account (hub id, hub
+domain, scopes) and ``/oauth/v3/token/revoke`` for the refresh token [H6][H7]. Access tokens
+last 30 minutes [H8] and are refreshed before; a bad refresh token answers 400 with
+``status: BAD_REFRESH_TOKEN`` (v1's documented shape [H10]; v3's is unconfirmed).
 """
 
 from __future__ import annotations
@@ -20,12 +27,13 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import cast
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
+from social_core.backends.hubspot import HubSpotOAuth2
 
 from integrations.connectors import register
 from integrations.connectors.base import (
@@ -46,10 +54,23 @@ from integrations.connectors.feedback import (
     WebhookRefused,
 )
 from integrations.connectors.values import ValueKind
+from integrations.oauth.backends import FORM_HEADERS, ConnectBackend
+from integrations.oauth.flows import AuthorizationCode
 from mktintegration import bounds
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_BATCH = 100
+# Read and write companies and contacts [H11]; "oauth" is what every HubSpot app asks [P1].
+OAUTH_SCOPES = (
+    "oauth",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+)
+# HubSpot's names for a code or refresh token it does not accept, and for the app's id [H10].
+_GRANT_REFUSED = {"BAD_REFRESH_TOKEN", "BAD_AUTH_CODE"}
+_CLIENT_REFUSED = {"BAD_CLIENT_ID", "BAD_CLIENT_SECRET", "BAD_REDIRECT_URI"}
 # X-HubSpot-Request-Timestamp older than this is refused [H22].
 SIGNATURE_MAX_AGE_SECONDS = 300
 UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
@@ -77,12 +98,55 @@ def hubspot_value(value) -> str:
     return str(value)
 
 
+class HubSpotConnect(ConnectBackend, HubSpotOAuth2):
+    """social-core's HubSpot backend on the v3 endpoints [H6][H7]."""
+
+    name = "connect-hubspot"
+    ACCESS_TOKEN_URL = "https://api.hubapi.com/oauth/v3/token"  # noqa: S105 - a URL
+    REVOKE_TOKEN_URL = "https://api.hubapi.com/oauth/v3/token/revoke"  # noqa: S105 - a URL
+    INTROSPECT_URL = "https://api.hubapi.com/oauth/v3/token/introspect"
+
+    def _client(self) -> dict[str, str]:
+        key, secret = self.client_id_and_secret()
+        return {"client_id": key, "client_secret": secret}
+
+    def user_data(self, access_token, *args, **kwargs):
+        """The account, from the v3 introspection (v1's metadata URL has the token in it)."""
+        return self.get_json(
+            self.INTROSPECT_URL,
+            method="POST",
+            headers=FORM_HEADERS,
+            data={**self._client(), "token": access_token, "token_type_hint": "access_token"},
+        )
+
+    def revoke_token_params(self, token, uid):
+        return {**self._client(), "token": token, "token_type_hint": "refresh_token"}
+
+    def get_provider_error(self, data, **kwargs):
+        if isinstance(data, dict) and data.get("status") in _GRANT_REFUSED | _CLIENT_REFUSED:
+            code = "invalid_grant" if data["status"] in _GRANT_REFUSED else "invalid_client"
+            data = {"error": code, "error_description": str(data.get("message") or "")}
+        return super().get_provider_error(data, **kwargs)
+
+    def token_answer(self, response):
+        return replace(
+            super().token_answer(response),
+            account_id=str(response.get("hub_id") or ""),
+            account_name=str(response.get("hub_domain") or ""),
+        )
+
+
 @register
 class HubSpot(Connector):
     slug = "hubspot"
     label = "HubSpot"
-    auth_kinds = ("private_app_token",)
-    secret_fields = {"private_app_token": ("token",)}
+    auth_kinds = ("private_app_token", "oauth2")
+    secret_fields = {"private_app_token": ("token",), "oauth2": ()}
+    token_flows = {
+        "oauth2": AuthorizationCode(
+            backend=HubSpotConnect, client="hubspot", scopes=OAUTH_SCOPES, pkce=True
+        )
+    }
     config_class = HubSpotConfig
     objects = {
         "companies": DestinationObject("companies", "Companies", MAX_BATCH),
@@ -97,27 +161,25 @@ class HubSpot(Connector):
     def base_url(self) -> str:
         return "https://api.hubapi.com"
 
-    def _headers(self, idempotency_key: str = "") -> dict[str, str]:
-        token = self.secrets.get("token")
+    def authenticate(self, token, headers):
+        """A bearer: the OAuth access token, or the private app token [H5]."""
+        token = token or self.secrets.get("token")
         if not token:
             raise ConnectorError("HubSpot: no private app token stored", kind=ErrorKind.AUTH)
-        headers = {"Authorization": f"Bearer {token}"}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return headers
+        return super().authenticate(token, headers)
 
     def _get(self, path: str, *, what: str):
-        response = self.http.request("GET", self.url(path), headers=self._headers())
+        response = self.send("GET", self.url(path))
         self._observe_rate_headers(response)  # reads spend the same window as writes
         self.raise_for_status(response, what)
         return response
 
     def _post(self, path: str, body: dict, *, what: str, records: int, idempotency_key: str = ""):
-        response = self.http.request(
+        response = self.send(
             "POST",
             self.url(path),
             json=body,
-            headers=self._headers(idempotency_key),
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
             records=records,
             idempotency_key=idempotency_key,
         )

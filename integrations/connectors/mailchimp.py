@@ -12,6 +12,12 @@ signature: a secret in the receiver URL, and a validation GET answered 200 [M16]
 ``unsubscribe`` is an opt-out from the audience, ``cleaned`` a hard bounce or an abuse report.
 A withdrawal elsewhere sets the member ``unsubscribed`` by batch subscribe [M10][M8].
 
+OAuth (auth kind ``oauth2``): social-core's ``MailChimpOAuth2`` [P3]; after the token, its
+metadata call (``Authorization: OAuth <token>``) names the account's data centre and
+``api_endpoint``, the API's base [M3]; requests then send ``Authorization: Bearer`` [M6].
+Tokens never expire, there is no refresh token and no revoke endpoint [M3][M2]: a 401 means
+the account's owner removed the app, and the connection must be reconnected.
+
 Opt-outs are honoured by construction: a member this sync has not confirmed before is first
 sent with ``update_existing: false`` (so an existing member, maybe unsubscribed, is never
 touched by a status), and members that exist are then updated without any ``status``.
@@ -21,11 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 from django.utils.dateparse import parse_datetime
+from social_core.backends.mailchimp import MailChimpOAuth2
 
 from integrations.connectors import register
 from integrations.connectors.base import (
@@ -46,6 +53,8 @@ from integrations.connectors.feedback import (
     WebhookRefused,
 )
 from integrations.connectors.values import ValueKind
+from integrations.oauth.backends import ConnectBackend
+from integrations.oauth.flows import AuthorizationCode
 from mktintegration import bounds
 from mktintegration.errors import ConnectorError, ErrorKind
 
@@ -63,12 +72,35 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
 
 
+class MailchimpConnect(ConnectBackend, MailChimpOAuth2):
+    """social-core's Mailchimp backend [P3]; the account from its metadata call [M3]."""
+
+    name = "connect-mailchimp"
+
+    def token_answer(self, response):
+        return replace(
+            super().token_answer(response),
+            account_id=str(response.get("user_id") or ""),
+            account_name=str(response.get("accountname") or ""),
+            region=str(response.get("dc") or ""),
+            api_endpoint=str(response.get("api_endpoint") or ""),
+        )
+
+
 @register
 class Mailchimp(Connector):
     slug = "mailchimp"
     label = "Mailchimp"
-    auth_kinds = ("api_key",)
-    secret_fields = {"api_key": ("api_key",)}
+    auth_kinds = ("api_key", "oauth2")
+    secret_fields = {"api_key": ("api_key",), "oauth2": ()}
+    token_flows = {
+        "oauth2": AuthorizationCode(
+            backend=MailchimpConnect,
+            client="mailchimp",
+            refreshes=False,
+            seed_secrets=("access_token",),
+        )
+    }
     config_class = MailchimpConfig
     config: MailchimpConfig
     objects = {
@@ -94,6 +126,18 @@ class Mailchimp(Connector):
         return key
 
     def base_url(self) -> str:
+        if self.tokens is not None:
+            endpoint = self.tokens.grant().api_endpoint
+            if not endpoint:
+                raise ConnectorError(
+                    self.tokens.with_link(
+                        "Mailchimp: the account's API address is learnt at Connect (or give "
+                        "base_url its data centre, https://usNN.api.mailchimp.com).",
+                        verb="Connect",
+                    ),
+                    kind=ErrorKind.CONFIG,
+                )
+            return f"{endpoint.rstrip('/')}/3.0"
         key = self._key()
         _, _, dc = key.rpartition("-")
         if not dc or not re.fullmatch(r"[a-z]+[0-9]+", dc):
@@ -110,10 +154,14 @@ class Mailchimp(Connector):
             base += "/3.0"
         return f"{base}{path}"
 
+    def authenticate(self, token, headers):
+        """OAuth: a bearer [M6]; an API key: HTTP Basic with the key as password [M6]."""
+        if token is not None:
+            return super().authenticate(token, headers)
+        return {"headers": headers, "auth": ("mktintegration", self._key())}
+
     def _call(self, method: str, path: str, *, what: str, records: int = 0, **kwargs):
-        response = self.http.request(
-            method, self.url(path), auth=("mktintegration", self._key()), records=records, **kwargs
-        )
+        response = self.send(method, self.url(path), records=records, **kwargs)
         if response.status_code == 403 and not response.content:
             # "429 or 403 with no JSON body" at high volume is throttling [M1][M4].
             raise ConnectorError(
@@ -184,10 +232,8 @@ class Mailchimp(Connector):
         list_id = _list_id(destination_config)
         found = {}
         for email in match_values:
-            response = self.http.request(
-                "GET",
-                self.url(f"/lists/{list_id}/members/{subscriber_hash(email)}"),
-                auth=("mktintegration", self._key()),
+            response = self.send(
+                "GET", self.url(f"/lists/{list_id}/members/{subscriber_hash(email)}")
             )
             if response.status_code == 404:
                 continue
@@ -309,10 +355,9 @@ class Mailchimp(Connector):
         list_id = _list_id(destination_config)
         results = []
         for record in records:
-            response = self.http.request(
+            response = self.send(
                 "DELETE",
                 self.url(f"/lists/{list_id}/members/{subscriber_hash(record.match_value)}"),
-                auth=("mktintegration", self._key()),
                 records=1,
             )
             if response.status_code == 404:

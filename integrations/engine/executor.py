@@ -1,7 +1,8 @@
 """Deliver and commit one batch.
 
 The records are read from the source again and gated again (consent and region are checked
-at send time, failing closed), sent through the connector under the connection's shared rate
+at send time, failing closed: the consent service is asked afresh, and a record it cannot
+answer for is deferred, not sent), sent through the connector under the connection's shared rate
 budget, and each record's result is committed to the ledger in one transaction, after the
 destination answered. A record the destination did not confirm is never marked synced.
 """
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from integrations.connectors.base import Outcome, OutRecord, RecordResult
 from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
-from integrations.engine.planner import Decision, SyncContext
+from integrations.engine.planner import DEFERRED, Decision, SyncContext
 from integrations.engine.ratelimit import RateWaitTooLong
 from integrations.engine.state import run_counters_add
 from integrations.events_out.outbox import outbox_deliveries
@@ -42,6 +43,8 @@ _DELIVERED = (Outcome.CREATED, Outcome.UPDATED)
 # fault (one request becomes at most 1 + 2 + 4 = 7); the rest of it is then dead-lettered.
 MAX_SPLITS = 2
 JOB_POLL_SECONDS = 5.0
+# The consent evidence of a send (see LedgerEntry), written with the send's other columns.
+CONSENT_FIELDS = ("consent_source", "consent_ref", "consent_checked_at")
 
 
 @dataclass
@@ -111,7 +114,7 @@ class BatchDelivery:
     # --- upsert ------------------------------------------------------------------------------
     def _upsert(self, connector) -> None:
         entries = list(self.entries.values())
-        rows = self.ctx.reader.by_keys([e.record_key for e in entries])
+        rows = self.ctx.reader.by_keys([e.record_key for e in entries], fresh_consent=True)
         local: dict[int, tuple[str, str]] = {}
         sending: list[tuple[EntryRow, Decision]] = []
         for entry in entries:
@@ -196,7 +199,7 @@ class BatchDelivery:
             rows_update(
                 LedgerEntry,
                 [entry for entry, _ in sending],
-                ["idempotency_key", "sent_hash", "status", "plan_hash"],
+                ["idempotency_key", "sent_hash", "status", "plan_hash", *CONSENT_FIELDS],
             )
             self.batch.status = BatchStatus.WAITING
             self.batch.job_ref = job_ref[:200]
@@ -241,6 +244,10 @@ class BatchDelivery:
                 self.sync.pk, entry.record_key, decision.payload_hash
             )
             entry.sent_hash = decision.payload_hash
+            if decision.consent is not None:  # the evidence of this send, committed with it
+                entry.consent_source = decision.consent.source
+                entry.consent_ref = decision.consent.reference
+                entry.consent_checked_at = decision.consent.checked_at
             if not entry.payload_hash and entry.status != LedgerStatus.INTENT_CREATE:
                 entry.status = LedgerStatus.INTENT_CREATE
                 entry.intent_at = entry.intent_at or now
@@ -359,7 +366,9 @@ class BatchDelivery:
                 if entry.pk in local:
                     bucket, reason = local[entry.pk]
                     counts[bucket] += 1
-                    entry.status, entry.last_error = LedgerStatus.SKIPPED, reason[:1000]
+                    entry.last_error = reason[:1000]
+                    if bucket != DEFERRED:  # deferred: stays pending, planned next run
+                        entry.status = LedgerStatus.SKIPPED
                     continue
                 result = results.get(entry.record_key)
                 decision = decisions.get(entry.pk)
@@ -383,6 +392,7 @@ class BatchDelivery:
                     "updated_at",
                     "idempotency_key",
                     "sent_hash",
+                    *CONSENT_FIELDS,
                 ],
             )
             if dead_letters:

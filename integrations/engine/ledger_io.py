@@ -42,6 +42,8 @@ _NEW_COLUMNS = (
     "created_by_sync",
     "attempts",
     "idempotency_key",
+    "consent_source",
+    "consent_ref",
     "updated_at",
 )
 
@@ -75,6 +77,9 @@ class EntryRow:
         intent_at: datetime | None
         updated_at: datetime
         synced_at: datetime | None
+        consent_source: str
+        consent_ref: str
+        consent_checked_at: datetime | None
 
     def __init__(self, values):
         for name, value in zip(self.__slots__, values, strict=True):
@@ -155,6 +160,8 @@ def ledger_insert(sync_id: int, rows: list[PlannedRow]) -> None:
             "",
             False,
             0,
+            "",
+            "",
             "",
             now,
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from exports.backbone.providers.consent import ConsentDecision
 from exports.datasets import dataset_get
 from exports.query import export_query_parse
 from integrations.connectors import connector_class
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 PREVIEW_PAYLOADS = 20
 ANALYZE_AFTER_ROWS = 10_000
 RETRY_STATUSES = (LedgerStatus.PENDING, LedgerStatus.FAILED, LedgerStatus.INTENT_CREATE)
+# Not sent for want of a consent answer (fail closed): stays pending, planned again next run.
+DEFERRED = "deferred"
+CONSENT_UNAVAILABLE = "consent unavailable: "  # how a deferred record's reason starts
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,13 @@ class LedgerState:
 @dataclass
 class Decision:
     key: str
-    bucket: str  # "send", "unchanged", "invalid", "suppressed", "blocked"
+    bucket: str  # "send", "unchanged", "invalid", "suppressed", "blocked", "deferred"
     reason: str = ""
     payload: dict[str, Any] | None = None
     match_value: str = ""
     payload_hash: str = ""
     plan_hash: str = ""
+    consent: ConsentDecision | None = None  # what allowed a consent-gated send (evidence)
 
 
 _CONTEXTS: dict[tuple, SyncContext] = {}
@@ -139,18 +144,20 @@ class SyncContext:
         if sync.match_destination_field not in payload:
             payload[sync.match_destination_field] = match_value
         gate = self._gate(row, match_value, duplicate_of, connector, key, payload)
+        consent = row.get("_consent") if sync.consent_purpose else None
         if new and not gate:
-            return Decision(key, "send", "", payload, match_value, "", "")
+            return Decision(key, "send", "", payload, match_value, "", "", consent)
         payload_hash = hash_payload(
             (sync.destination_object, sync.match_destination_field, match_value), payload
         )
         plan_hash = hashlib.sha256(f"{payload_hash}|{gate}".encode()).hexdigest()
-        decision = Decision(key, "send", "", payload, match_value, payload_hash, plan_hash)
+        decision = Decision(key, "send", "", payload, match_value, payload_hash, plan_hash, consent)
         if gate:
             decision.bucket, decision.reason = gate
         if entry is not None:
             if (
-                decision.bucket == "send"
+                # Deferred too: the destination has exactly this, so nothing waits for consent.
+                decision.bucket in ("send", DEFERRED)
                 and entry.status == LedgerStatus.SYNCED
                 and entry.payload_hash == payload_hash
             ):
@@ -195,10 +202,13 @@ class SyncContext:
             return ("blocked", f"region {region or 'unknown'} may not be sent to this connection")
         if sync.consent_purpose:
             consent = row.get("_consent")
-            if consent != "granted":
+            if consent is not None and consent.unavailable:
+                return (DEFERRED, f"{CONSENT_UNAVAILABLE}{consent.unavailable}"[:1000])
+            if consent is None or not consent.granted:
+                status = consent.status if consent is not None else ""
                 return (
                     "suppressed",
-                    f"no {sync.consent_purpose} consent ({consent or 'never given'})",
+                    f"no {sync.consent_purpose} consent ({status or 'never given'})",
                 )
         return None
 
@@ -425,12 +435,9 @@ class Planner:
                 continue
             if d.bucket != "send":
                 result.counts[d.bucket] += 1
-            status = LedgerStatus.PENDING if d.bucket == "send" else LedgerStatus.SKIPPED
-            if (
-                entry is not None
-                and entry.status == LedgerStatus.INTENT_CREATE
-                and d.bucket == "send"
-            ):
+            again = d.bucket in ("send", DEFERRED)  # deferred: pending, planned next run
+            status = LedgerStatus.PENDING if again else LedgerStatus.SKIPPED
+            if entry is not None and entry.status == LedgerStatus.INTENT_CREATE and again:
                 status = LedgerStatus.INTENT_CREATE  # the executor looks it up before creating
             row = PlannedRow(d.key, status, d.plan_hash, self._match_key(d.match_value), d.reason)
             (new if entry is None else changed).append(row)

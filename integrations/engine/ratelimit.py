@@ -19,6 +19,7 @@ from django.db import transaction
 from integrations.connectors.base import RateSpec
 from integrations.models import RateBucket
 from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.redis_client import redis_client
 
 SAFETY = 0.98
 
@@ -130,7 +131,6 @@ class RateBudget:
             return (1 - tokens) / self.bucket.rate
 
 
-_REDIS = {}
 _SCRIPTS = {}
 
 
@@ -139,15 +139,3 @@ def _lua_take(client):
     if id(client) not in _SCRIPTS:
         _SCRIPTS[id(client)] = client.register_script(_LUA)
     return _SCRIPTS[id(client)]
-
-
-def redis_client():
-    """The process's client of REDIS_URL (None without one), shared by its users."""
-    url = settings.REDIS_URL
-    if not url:
-        return None
-    if url not in _REDIS:
-        import redis
-
-        _REDIS[url] = redis.Redis.from_url(url)
-    return _REDIS[url]

@@ -21,10 +21,10 @@ from exports.query import ExportInputError
 from integrations.engine.access import plan_access_log
 from integrations.engine.dispatch import dispatch_batches, dispatch_polls, dispatch_run
 from integrations.engine.executor import JOB_POLL_SECONDS, BatchDelivery
-from integrations.engine.planner import Planner
+from integrations.engine.planner import CONSENT_UNAVAILABLE, Planner
 from integrations.engine.state import connection_mark_failed, run_end, sync_pause
 from integrations.mapping import MappingError
-from integrations.models import RunStatus, Sync, SyncBatch, SyncRun
+from integrations.models import LedgerEntry, LedgerStatus, RunStatus, Sync, SyncBatch, SyncRun
 from integrations.models.runs import BatchStatus
 
 log = logging.getLogger(__name__)
@@ -170,14 +170,35 @@ def run_finish_if_done(run_id: int) -> None:
     run = SyncRun.objects.select_related("sync").get(pk=run_id)
     if run.status != RunStatus.DELIVERING or run.batches_done < run.batches_total:
         return
+    sent = run.created or run.updated or run.deleted
     if run.sync.paused:
         status = RunStatus.PAUSED
-    elif run.failed or run.rejected or run.dead_lettered:
+    elif run.deferred and not (sent or run.failed or run.rejected or run.dead_lettered):
+        status = RunStatus.DEFERRED  # everything that was to be sent waits for consent
+    elif run.failed or run.rejected or run.dead_lettered or run.deferred:
         status = RunStatus.PARTIAL
     else:
         status = RunStatus.SUCCEEDED
+    error = run.error
+    if run.deferred:
+        error = "\n".join(filter(None, [error, _deferred_reason(run)]))
     SyncRun.objects.filter(pk=run_id, status=RunStatus.DELIVERING).update(
-        status=status, finished_at=timezone.now()
+        status=status, finished_at=timezone.now(), error=error
+    )
+
+
+def _deferred_reason(run: SyncRun) -> str:
+    """Why records were deferred, in the words of one of them (the ledger keeps the reason)."""
+    examples = LedgerEntry.objects.filter(
+        sync_id=run.sync_id,
+        status__in=(LedgerStatus.PENDING, LedgerStatus.INTENT_CREATE),
+        last_error__startswith=CONSENT_UNAVAILABLE,
+    ).values_list("last_error", flat=True)[:1]  # any one: no ordering to pay for
+    example = next(iter(examples), None)
+    why = f" ({example.removeprefix(CONSENT_UNAVAILABLE)})" if example else ""
+    return (
+        f"{run.deferred} records deferred: the consent service did not answer{why}. Nothing was "
+        "sent for them; they are planned again on the next run."
     )
 
 

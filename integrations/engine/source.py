@@ -3,6 +3,10 @@
 Values come out already normalised by the database (timestamps as ISO 8601 text, decimals
 as text with two places, booleans as 'true'/'false'), so SQLite and PostgreSQL give the
 same payloads and the same hashes.
+
+A sync with a consent purpose gets each row's consent decision in ``row["_consent"]`` (a
+ConsentDecision): the local table is read inside the same query (no call per row); the HTTP
+consent service is asked once per chunk of rows, in batches (exports.backbone.providers).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from django.db import connections
 
+from exports.backbone.providers.consent import ConsentProvider, consent_provider
 from exports.backbone.router import backbone_alias
 from exports.datasets import Dataset, DatasetField, FieldType
 from exports.query import Dialect, ExportQuery, where_sql
@@ -53,19 +58,30 @@ class SourceReader:
         # Looked up on each use: connections are per thread, readers may be cached.
         return connections[backbone_alias()]
 
-    def _select(self, extra: list[str], extra_params: list[Any], after, limit: int | None):
+    @property
+    def consented(self) -> bool:
+        """Whether rows carry a consent decision (the sync has a purpose, the dataset people)."""
+        return bool(self.consent_purpose and self.dataset.consent_subject_sql)
+
+    def _select(
+        self,
+        extra: list[str],
+        extra_params: list[Any],
+        after,
+        limit: int | None,
+        consent: ConsentProvider | None,
+    ):
         columns = [
             f'{_plan_value(self.dialect, self.dataset.field(name))} AS "{name}"'
             for name in self.fields
         ]
         params: list[Any] = []
-        if self.consent_purpose and self.dataset.consent_subject_sql:
-            columns.append(
-                "(SELECT cr.status FROM backbone_consentrecord cr WHERE cr.contact_id = "
-                f"{self.dataset.consent_subject_sql} AND cr.purpose = %s "
-                'ORDER BY cr.recorded_at DESC, cr.id DESC LIMIT 1) AS "_consent"'
+        if consent is not None and self.dataset.consent_subject_sql:
+            sql, consent_params = consent.column_sql(
+                subject_sql=self.dataset.consent_subject_sql, purpose=self.consent_purpose
             )
-            params.append(self.consent_purpose)
+            columns.append(f'{sql} AS "_consent"')
+            params += consent_params
         query = ExportQuery(dataset=self.dataset, fields=[], filters=self.base.filters, after=after)
         where, where_params = where_sql(query, self.dialect)
         clauses = [where[len(" WHERE ") :]] if where else []
@@ -84,6 +100,20 @@ class SourceReader:
             names = [c[0] for c in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    def _consent(self) -> ConsentProvider | None:
+        return consent_provider() if self.consented else None
+
+    def _decide(self, consent: ConsentProvider | None, rows: list[dict], *, fresh: bool) -> None:
+        """Turn the selected consent column into each row's decision (HTTP: one batched
+        look-up for these rows)."""
+        if consent is None or not rows:
+            return
+        decisions = consent.decide_values(
+            values=[row["_consent"] for row in rows], purpose=self.consent_purpose, fresh=fresh
+        )
+        for row, decision in zip(rows, decisions, strict=True):
+            row["_consent"] = decision
+
     def changed(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
         """All matching rows (since=None) or those that may have changed since ``since``."""
         extra, extra_params = [], []
@@ -92,25 +122,33 @@ class SourceReader:
             extra.append(f"{self.key_sql} IN ({keys})")
             extra_params = [_ts(self.dialect, since)] * len(self.dataset.changed_since)
         after = None
+        consent = self._consent()
         while True:
-            sql, params = self._select(extra, extra_params, after, CHUNK)
+            sql, params = self._select(extra, extra_params, after, CHUNK, consent)
             rows = self._rows(sql, params)
             if not rows:
                 return
+            self._decide(consent, rows, fresh=False)
             yield rows
             if len(rows) < CHUNK:
                 return
             after = rows[-1]["_key"]
 
-    def by_keys(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The current rows for these record keys (missing: left the source or the filter)."""
+    def by_keys(self, keys: list[str], *, fresh_consent: bool = False) -> dict[str, dict[str, Any]]:
+        """The current rows for these record keys (missing: left the source or the filter).
+        ``fresh_consent``: the consent service is asked, not its cached answers (send time)."""
         found = {}
+        consent = self._consent()
         for start in range(0, len(keys), KEY_CHUNK):
             chunk = keys[start : start + KEY_CHUNK]
             values = [int(k) if k.lstrip("-").isdigit() else k for k in chunk]
             placeholders = ", ".join(["%s"] * len(values))
-            sql, params = self._select([f"{self.key_sql} IN ({placeholders})"], values, None, None)
-            for row in self._rows(sql, params):
+            sql, params = self._select(
+                [f"{self.key_sql} IN ({placeholders})"], values, None, None, consent
+            )
+            rows = self._rows(sql, params)
+            self._decide(consent, rows, fresh=fresh_consent)
+            for row in rows:
                 found[str(row["_key"])] = row
         return found
 

@@ -1,5 +1,6 @@
 from integrations.models.connections import Connection, ConnectionCheck, ConnectionStatus
 from integrations.models.ledger import DeadLetter, DeadLetterStatus, LedgerEntry, LedgerStatus
+from integrations.models.oauth import GrantState, OAuthGrant
 from integrations.models.runs import RateBucket, RunStatus, SyncBatch, SyncRun, Trigger
 from integrations.models.syncs import FieldMapping, Sync, SyncMode
 
@@ -10,8 +11,10 @@ __all__ = [
     "DeadLetter",
     "DeadLetterStatus",
     "FieldMapping",
+    "GrantState",
     "LedgerEntry",
     "LedgerStatus",
+    "OAuthGrant",
     "RateBucket",
     "RunStatus",
     "Sync",

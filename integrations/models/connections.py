@@ -56,7 +56,11 @@ class Connection(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        permissions = [("test_connection", "Can test a connection")]
+        permissions = [
+            ("test_connection", "Can test a connection"),
+            ("connect_connection", "Can connect a connection to its vendor account (OAuth)"),
+            ("disconnect_connection", "Can disconnect a connection from its vendor account"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.vendor})"

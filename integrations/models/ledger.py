@@ -52,6 +52,17 @@ class LedgerEntry(models.Model):
     intent_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # The consent decision that allowed the latest send (consent-gated syncs): the adapter it
+    # came from, its evidence (the ConsentRecord id, or the consent service's version) and
+    # when it was checked. Written with the send, kept when a later run does not send.
+    consent_source = models.CharField(max_length=8, blank=True)
+    consent_ref = models.CharField(
+        "consent reference",
+        max_length=100,
+        blank=True,
+        help_text="The consent record id (local table) or the consent service's version.",
+    )
+    consent_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "ledger entries"
@@ -102,3 +113,14 @@ class DeadLetter(models.Model):
 
     def __str__(self):
         return f"Record {self.record_key} of {self.sync.name}"
+
+
+class ConsentEvidence(LedgerEntry):
+    """The ledger seen from the auditor's side: which consent decision allowed each record's
+    latest send (source, reference, checked at), without the payload or the match value."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "consent evidence"
+        verbose_name_plural = "consent evidence"
+        permissions = [("download_consentevidence", "Can download consent evidence")]

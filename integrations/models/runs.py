@@ -15,6 +15,7 @@ BUCKETS = (
     "invalid",
     "suppressed",
     "blocked",
+    "deferred",
     "rejected",
     "dead_lettered",
     "failed",
@@ -27,6 +28,8 @@ class RunStatus(models.TextChoices):
     DELIVERING = "delivering", "Delivering"
     SUCCEEDED = "succeeded", "Succeeded"
     PARTIAL = "partial", "Finished with records not delivered"
+    # Nothing was sent and every record that was to be is waiting for a consent answer.
+    DEFERRED = "deferred", "Deferred: consent unavailable, planned again next run"
     FAILED = "failed", "Failed"
     PAUSED = "paused", "Stopped: sync paused"
     SKIPPED = "skipped", "Skipped"
@@ -73,6 +76,8 @@ class SyncRun(models.Model):
     invalid = models.PositiveIntegerField(default=0)
     suppressed = models.PositiveIntegerField(default=0)
     blocked = models.PositiveIntegerField(default=0)
+    # Not sent because the consent service could not answer; planned again on the next run.
+    deferred = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     dead_lettered = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)

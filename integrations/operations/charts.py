@@ -16,6 +16,7 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 140, 30, 28
 PALETTE = {
     "succeeded": "#2e7d32",
     "partial": "#f9a825",
+    "deferred": "#ff8f00",
     "failed": "#c62828",
     "paused": "#6d4c41",
     "skipped": "#9e9e9e",

@@ -22,7 +22,7 @@ from integrations.operations.status import (
 from mktintegration.api_base import objects_for
 
 DAYS = 14
-OUTCOMES = ("succeeded", "partial", "failed", "paused", "skipped")
+OUTCOMES = ("succeeded", "partial", "deferred", "failed", "paused", "skipped")
 # "unchanged" dwarfs the rest on a steady sync; it is in the run pages, not the chart.
 CHART_BUCKETS = tuple(b for b in BUCKETS if b != "unchanged")
 

@@ -9,14 +9,14 @@ threshold, and scheduled runs that should have started and did not.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from exports.models import ExportSchedule
-from integrations.models import Connection, ConnectionStatus, Sync
+from integrations.models import Connection, ConnectionStatus, GrantState, OAuthGrant, Sync
+from integrations.oauth.flows import AuthorizationCode, flow_for
 from integrations.operations import alerts
 from integrations.operations.alerts import _set_alerting, alert_send, recipients_for, state_observe
 from integrations.operations.models import AlertKind
@@ -212,8 +212,7 @@ def connection_evaluate(connection: Connection, *, now: datetime | None = None):
                 f"{connection.name!r}. Its syncs pause when they meet this error.",
                 "",
                 f"Why: {connection.last_error or 'authentication failed'}",
-                "An Integration Admin should enter new credentials, test the connection, then "
-                "resume its syncs.",
+                _auth_fix(connection),
             ],
             path=path,
             recipients=recipients_for(connection=connection),
@@ -235,19 +234,26 @@ def connection_evaluate(connection: Connection, *, now: datetime | None = None):
     return None
 
 
+def _auth_fix(connection: Connection) -> str:
+    if isinstance(flow_for(connection), AuthorizationCode):
+        from integrations.oauth.connect import connect_url
+
+        return (
+            f"Reconnect it (Reconnect on its page, or {connect_url(connection)}); the syncs "
+            "its lost authorization paused resume when it works again."
+        )
+    return (
+        "An Integration Admin should enter new credentials, test the connection, then resume "
+        "its syncs."
+    )
+
+
 def credentials_expire_at(connection: Connection) -> datetime | None:
-    """When the stored credentials expire, if they say (OAuth tokens carry ``expires_at``)."""
-    try:
-        raw = connection.get_credentials().get("expires_at")
-    except Exception:  # unreadable ciphertext is the crypto module's to report, not ours
-        return None
-    if not raw:
-        return None
-    try:
-        return datetime.fromtimestamp(float(raw), tz=UTC)
-    except (TypeError, ValueError):
-        parsed = parse_datetime(str(raw))
-        return parsed if parsed and parsed.tzinfo else None
+    """When the connection stops working unless someone reconnects it: its OAuth grant's
+    stored end (a refresh token's stated lifetime, or the access token's own when nothing
+    renews it). Tokens that are renewed automatically, and static secrets, have none."""
+    grant = OAuthGrant.objects.filter(pk=connection.pk, state=GrantState.CONNECTED).first()
+    return grant.expires_at if grant is not None else None
 
 
 def _expiry(connection: Connection, *, now):
@@ -271,7 +277,8 @@ def _expiry(connection: Connection, *, now):
         subject=f"Connection {connection.name!r}: credentials expire {expires:%Y-%m-%d %H:%M} UTC",
         lines=[
             f"The credentials of connection {connection.name!r} ({connection.vendor}) expire at "
-            f"{expires:%Y-%m-%d %H:%M} UTC. Reconnect it before then or its syncs will pause."
+            f"{expires:%Y-%m-%d %H:%M} UTC. Reconnect it before then or its syncs will pause.",
+            _auth_fix(connection),
         ],
         path=f"/admin/integrations/connection/{connection.pk}/change/",
         recipients=recipients_for(connection=connection),

@@ -48,7 +48,13 @@ from integrations.models.runs import ACTIVE_RUN_STATUSES, BUCKETS, BatchStatus
 log = logging.getLogger(__name__)
 CACHE_KEY = "mkt:metrics:text"
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.PAUSED)
+FINISHED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.PARTIAL,
+    RunStatus.DEFERRED,
+    RunStatus.FAILED,
+    RunStatus.PAUSED,
+)
 
 
 def _histogram(name: str, doc: str, rows: dict[tuple, dict]) -> HistogramMetricFamily:

@@ -46,8 +46,14 @@ from mktintegration import bounds
 HEALTHY, DEGRADED, FAILING, PAUSED = "healthy", "degraded", "failing", "paused"
 STATES = (HEALTHY, DEGRADED, FAILING, PAUSED)
 
-SYNC_FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.PAUSED)
-SYNC_ERRORS = (RunStatus.FAILED, RunStatus.PARTIAL)
+SYNC_FINISHED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.PARTIAL,
+    RunStatus.DEFERRED,
+    RunStatus.FAILED,
+    RunStatus.PAUSED,
+)
+SYNC_ERRORS = (RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.DEFERRED)
 EXPORT_FINISHED = (ExportRunStatus.SUCCEEDED, ExportRunStatus.FAILED)
 EXPORT_ACTIVE = (ExportRunStatus.QUEUED, ExportRunStatus.RUNNING)
 
@@ -229,6 +235,8 @@ def _sync_state(status: ObjectStatus, sync: Sync, run: SyncRun | None) -> None:
         failing.append("the connection's credentials were rejected")
     if run is not None and run.status == RunStatus.FAILED:
         failing.append(f"the latest run failed: {run.error}"[:300])
+    if run is not None and run.status == RunStatus.DEFERRED:
+        failing.append(f"the latest run sent nothing: {run.error}"[:300])
     if failing:
         status.state, status.reasons = FAILING, failing
         return

@@ -1,11 +1,8 @@
-"""The one place vendor feedback writes consent.
-
-The consent service adapter (issue 18, exports/backbone/providers/) exposes
-``consent_record(*, contact_id, purpose, status, source, evidence)``. Until it is on main,
-``_consent_record`` below stands in for it with the same signature, appending to the local
-consent table (the ``evidence`` stays on the WebhookEvent row it names). Switching is one line:
-replace the stand-in by ``from exports.backbone.providers import consent_record as
-_consent_record``.
+"""The one place vendor feedback writes consent: through the deployment's consent adapter
+(``exports.backbone.providers.consent_record``: the local table or the consent service), so a
+withdrawal a vendor reported is recorded where every send decision reads it, with the event as
+evidence. A consent service that does not take it raises ConsentUnavailable: the event is
+marked failed and retried (docs/webhooks.md), never dropped.
 """
 
 from __future__ import annotations
@@ -13,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.utils import timezone
-
-from exports.backbone.models import ConsentChannel, ConsentPurpose, ConsentRecord, ConsentStatus
+from exports.backbone.models import ConsentPurpose, ConsentStatus
+from exports.backbone.providers.consent import consent_record
 
 # The purposes a withdrawal from all e-mail covers (every purpose the e-mail channel serves).
 EMAIL_PURPOSES = (
@@ -25,31 +21,20 @@ EMAIL_PURPOSES = (
 )
 
 
-def _consent_record(
-    *, contact_id: int, purpose: str, status: str, source: str, evidence: dict[str, Any]
-) -> None:
-    """Stand-in for exports.backbone.providers.consent_record (see the module docstring)."""
-    at = evidence.get("occurred_at")
-    ConsentRecord.objects.create(
-        contact_id=contact_id,
-        purpose=purpose,
-        channel=ConsentChannel.EMAIL,
-        status=status,
-        source=source[:64],
-        recorded_at=min(at, timezone.now()) if isinstance(at, datetime) else timezone.now(),
-    )
-
-
 def consent_withdraw(
     *, contact_id: int, purposes: list[str], source: str, evidence: dict[str, Any]
 ) -> None:
     """Record that the person withdrew consent for these purposes (e-mail), with the evidence
     (vendor, connection, event id, our event row, when it happened)."""
+    document = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in evidence.items()
+    }
     for purpose in purposes:
-        _consent_record(
+        consent_record(
             contact_id=contact_id,
             purpose=purpose,
             status=ConsentStatus.WITHDRAWN,
-            source=source,
-            evidence=evidence,
+            source=source[:64],
+            evidence=document,
         )

@@ -30,6 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from exports.backbone.activity import Activity, activities_record
+from exports.backbone.providers.consent import ConsentUnavailable
 from integrations.connectors import connector_class
 from integrations.connectors.feedback import ACCOUNT, ACTIVITY, WITHDRAWALS, FeedbackKind
 from integrations.engine.state import connection_mark_failed
@@ -139,6 +140,10 @@ class Processor:
                             "not_before",
                         ]
                     )
+            except ConsentUnavailable as exc:  # fail closed: kept, retried when it answers
+                self._fail(event, f"the consent service could not record it: {exc}")
+                counts[EventState.FAILED] += 1
+                continue
             except Exception as exc:  # a database error, a bug: this event only, retried later
                 log.exception("webhook event %s could not be processed", event.pk)
                 self._fail(event, f"{type(exc).__name__}: {exc}")

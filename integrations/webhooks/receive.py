@@ -22,12 +22,12 @@ from django.db import DatabaseError
 
 from integrations.connectors import REGISTRY
 from integrations.connectors.feedback import InboundWebhook, RefusalReason, WebhookRefused
-from integrations.engine.ratelimit import redis_client
 from integrations.models import Connection
 from integrations.webhooks.endpoints import SECRET_PARAMETER, endpoint_secret_matches
 from integrations.webhooks.refusals import refusal_record
 from integrations.webhooks.store import events_store
 from mktintegration import bounds
+from mktintegration.redis_client import redis_client
 
 log = logging.getLogger(__name__)
 

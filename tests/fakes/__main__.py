@@ -2,6 +2,7 @@
 
     python -m tests.fakes --vendor hubspot --port 8101
     python -m tests.fakes --vendor mailchimp --port 8102 --rate-limit 10/1
+    python -m tests.fakes --vendor consent --port 8103   # the consent service (MKT_CONSENT_URL)
 
 It prints the URL and the credential to use, serves until Ctrl-C, then prints how many requests
 it saw and every shape violation.
@@ -14,10 +15,15 @@ import sys
 import threading
 
 from tests.fakes.base import FakeVendor
+from tests.fakes.consent import FakeConsentService
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
 
-VENDORS: dict[str, type[FakeVendor]] = {"hubspot": FakeHubSpot, "mailchimp": FakeMailchimp}
+VENDORS: dict[str, type[FakeVendor]] = {
+    "hubspot": FakeHubSpot,
+    "mailchimp": FakeMailchimp,
+    "consent": FakeConsentService,
+}
 
 
 def _rate_limit(text: str) -> tuple[int, float]:
@@ -30,6 +36,13 @@ def _rate_limit(text: str) -> tuple[int, float]:
 
 def describe(fake: FakeVendor) -> list[str]:
     """What a client needs to reach ``fake``."""
+    if isinstance(fake, FakeConsentService):
+        return [
+            f"Consent service emulator on {fake.url}  (MKT_CONSENT_URL={fake.url})",
+            f"  auth: Authorization: Bearer {fake.credential}  (MKT_CONSENT_TOKEN)",
+            "  subjects are 'unknown' until POST /v1/consent/records sets them",
+            "  contract: docs/consent-service.openapi.yaml",
+        ]
     if isinstance(fake, FakeMailchimp):
         return [
             f"Mailchimp emulator on {fake.url}  (API root {fake.base_url})",

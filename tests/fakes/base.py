@@ -279,10 +279,11 @@ class FakeVendor:
         write: bool = False,
         query: frozenset[str] | None = frozenset(),
         json_body: bool = False,
+        public: bool = False,
     ) -> None:
         """Register an endpoint; ``pattern`` is a regex for the whole path."""
         self._routes.append(
-            Route(method, re.compile(pattern), handle, validate, write, query, json_body)
+            Route(method, re.compile(pattern), handle, validate, write, query, json_body, public)
         )
 
     def violate(self, req: Request, problem: str) -> None:
@@ -308,7 +309,7 @@ class FakeVendor:
             what = "method not allowed" if path_known else "unknown endpoint"
             self.violate(req, what)
             return None, self.not_found_response(req, path_known), wire.UNKNOWN_ENDPOINT
-        auth = self.authenticate(req)
+        auth = Auth.OK if route.public else self.authenticate(req)
         if auth in (Auth.MISSING, Auth.MALFORMED):
             self.violate(req, f"{auth.value} Authorization header; {self.auth_hint}")
         if auth is not Auth.OK:

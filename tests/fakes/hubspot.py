@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.fakes import hubspot_errors as errors
 from tests.fakes.base import FakeVendor
+from tests.fakes.hubspot_oauth import CLIENT_ID, CLIENT_SECRET, HubSpotOAuth
 from tests.fakes.hubspot_store import (
     FIELD_TYPES,
     OBJECT_TYPES,
@@ -40,7 +41,8 @@ SUBSCRIPTIONS = ((1, "Marketing Information"), (2, "One to One"))
 
 
 class FakeHubSpot(FakeVendor):
-    """HubSpot CRM v3: batch upsert/read/archive and the properties list, over real HTTP."""
+    """HubSpot CRM v3: batch upsert/read/archive and the properties list, over real HTTP, and
+    the OAuth endpoints (``oauth``: ``tests.fakes.hubspot_oauth``)."""
 
     name = "hubspot"
     #: Reported in the rate headers until ``set_rate_limit``: 190 per 10 s (private app) [H18].
@@ -53,8 +55,11 @@ class FakeHubSpot(FakeVendor):
         token: str = "hs-test-token",  # noqa: S107 - a fixed test-only credential
         host: str = "127.0.0.1",
         port: int = 0,
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
     ):
         self.token = token
+        self.oauth = HubSpotOAuth(self, client_id=client_id, client_secret=client_secret)
         super().__init__(host=host, port=port)
 
     @property
@@ -205,6 +210,7 @@ class FakeHubSpot(FakeVendor):
         ids = itertools.count(1001)
         self._stores = {object_type: ObjectStore(object_type, ids) for object_type in OBJECT_TYPES}
         self._unsubscribed: dict[str, str] = {}  # address -> when, unsubscribed from all
+        self.oauth.reset()
 
     def _store(self, object_type: str) -> ObjectStore:
         if object_type not in self._stores:
@@ -212,6 +218,7 @@ class FakeHubSpot(FakeVendor):
         return self._stores[object_type]
 
     def register_routes(self) -> None:
+        self.oauth.register()
         self.add_route(
             "POST",
             f"{_OBJECTS}/batch/upsert",
@@ -253,14 +260,16 @@ class FakeHubSpot(FakeVendor):
         )
 
     def authenticate(self, req: Request) -> Auth:
-        """``Authorization: Bearer <token>``; the old ``hapikey`` is gone [H5]."""
+        """``Authorization: Bearer <token>``: the private app token or an OAuth access token
+        that has not expired [H5][H6]; the old ``hapikey`` is gone [H5]."""
         header = req.header("authorization")
         if header is None:
             return Auth.MISSING
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return Auth.MALFORMED
-        return Auth.OK if token.strip() == self.token else Auth.WRONG
+        token = token.strip()
+        return Auth.OK if token == self.token or self.oauth.store.valid(token) else Auth.WRONG
 
     def unauthorized_response(self, req: Request, auth: Auth) -> Response:
         return errors.unauthorized()

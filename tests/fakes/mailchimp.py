@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from tests.fakes import mailchimp_errors as errors
 from tests.fakes.base import FakeVendor
 from tests.fakes.limits import RateStatus
+from tests.fakes.mailchimp_oauth import CLIENT_ID, CLIENT_SECRET, MailchimpOAuth
 from tests.fakes.mailchimp_store import (
     STATUSES,
     Audience,
@@ -52,7 +53,8 @@ MEMBER_FIELDS: dict[str, Any] = {
 
 
 class FakeMailchimp(FakeVendor):
-    """Mailchimp audiences: ping, merge fields, batch subscribe, member get/put/archive."""
+    """Mailchimp audiences: ping, merge fields, batch subscribe, member get/put/archive; and
+    the OAuth endpoints (``oauth``: ``tests.fakes.mailchimp_oauth``)."""
 
     name = "mailchimp"
     #: "10 simultaneous connections" per API key [M1]; ``set_max_concurrency`` changes it.
@@ -65,8 +67,11 @@ class FakeMailchimp(FakeVendor):
         api_key: str = "mc-test-key-us14",
         host: str = "127.0.0.1",
         port: int = 0,
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
     ):
         self.api_key = api_key
+        self.oauth = MailchimpOAuth(self, client_id=client_id, client_secret=client_secret)
         super().__init__(host=host, port=port)
 
     @property
@@ -205,8 +210,10 @@ class FakeMailchimp(FakeVendor):
     def reset_store(self) -> None:
         self._lists: dict[str, Audience] = {DEFAULT_LIST: Audience(DEFAULT_LIST, "Default list")}
         self._campaigns: dict[str, dict[str, Any]] = {}
+        self.oauth.reset()
 
     def register_routes(self) -> None:
+        self.oauth.register()
         self.add_route("GET", "/3.0/ping", self._ping)
         self.add_route(
             "GET",
@@ -248,13 +255,15 @@ class FakeMailchimp(FakeVendor):
         )
 
     def authenticate(self, req: Request) -> Auth:
-        """HTTP Basic, any username, the key as password [M6]; OAuth ``Bearer`` also works."""
+        """HTTP Basic, any username, the key as password [M6]; ``Bearer`` with an OAuth access
+        token [M6] (or the key)."""
         header = req.header("authorization")
         if header is None:
             return Auth.MISSING
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() == "bearer" and value:
-            return Auth.OK if value.strip() == self.api_key else Auth.WRONG
+            token = value.strip()
+            return Auth.OK if token == self.api_key or self.oauth.bearer_ok(token) else Auth.WRONG
         if scheme.lower() != "basic":
             return Auth.MALFORMED
         try:

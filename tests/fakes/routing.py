@@ -34,6 +34,8 @@ class Route:
     ``write`` marks requests that change vendor state (they consume injected faults).
     ``query`` lists the allowed query parameter names (``None``: anything goes).
     ``json_body`` says the endpoint takes a JSON body.
+    ``public`` endpoints take no Authorization header (an OAuth authorization page a browser
+    opens, a token endpoint that checks the client credentials in its body).
     """
 
     method: str
@@ -43,6 +45,7 @@ class Route:
     write: bool = False
     query: frozenset[str] | None = frozenset()
     json_body: bool = False
+    public: bool = False
 
 
 def match_route(routes: Sequence[Route], req: Request) -> tuple[Route | None, bool]:

@@ -12,10 +12,10 @@ from tests.integrations.conftest import make_sync, start_and_drive
 MAPPINGS = [("first_name", "FNAME"), ("last_name", "LNAME"), ("company_name", "COMPANY")]
 
 
-@pytest.fixture
-def member_sync(mailchimp_connection):
+def make_member_sync(connection):
+    """Consented contacts to the emulator's default audience."""
     return make_sync(
-        mailchimp_connection,
+        connection,
         dataset="contacts",
         obj="members",
         mappings=MAPPINGS,
@@ -23,6 +23,11 @@ def member_sync(mailchimp_connection):
         destination_config={"list_id": "list0001"},
         consent_purpose="email_marketing",
     )
+
+
+@pytest.fixture
+def member_sync(mailchimp_connection):
+    return make_member_sync(mailchimp_connection)
 
 
 def _consented(**kwargs):

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from integrations.connectors.base import RateSpec
-from integrations.engine import ratelimit
 from integrations.engine.ratelimit import RateBudget, RateWaitTooLong
+from mktintegration.redis_client import redis_client
 
 BACKENDS = [
     "database",
@@ -23,9 +23,8 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 def backend(request, settings, hubspot_connection):
     settings.REDIS_URL = os.environ.get("REDIS_URL") if request.param == "redis" else None
-    ratelimit._REDIS.clear()
     if settings.REDIS_URL:
-        ratelimit.redis_client().delete(f"mkt:rate:{hubspot_connection.pk}")
+        redis_client().delete(f"mkt:rate:{hubspot_connection.pk}")
     return hubspot_connection
 
 

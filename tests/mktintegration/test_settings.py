@@ -61,6 +61,13 @@ def test_an_events_sink_without_its_secret_is_refused_naming_both(tmp_path):
     assert "MKT_EVENTS_SINK_URL is set without MKT_EVENTS_SINK_SECRET" in result.stderr
 
 
+def test_an_oauth_app_with_an_id_and_no_secret_is_refused_naming_both(tmp_path):
+    result = _manage(_production_env(tmp_path, MKT_HUBSPOT_CLIENT_ID="app-123"), "check")
+
+    assert result.returncode != 0
+    assert "MKT_HUBSPOT_CLIENT_ID and MKT_HUBSPOT_CLIENT_SECRET are set together" in result.stderr
+
+
 def test_malformed_encryption_key_is_refused_naming_the_variable(tmp_path):
     result = _manage(_production_env(tmp_path, MKT_ENCRYPTION_KEYS="not-a-key"), "check")
 
@@ -168,3 +175,26 @@ def test_every_variable_the_settings_read_is_documented(document):
     text = (ROOT / document).read_text()
     undocumented = sorted(name for name in variables if name not in text)
     assert not undocumented, f"{document} does not mention {', '.join(undocumented)}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"MKT_CONSENT_URL": "https://consent.example.com"}, "MKT_CONSENT_TOKEN is not"),
+        ({"MKT_CONSENT_URL": "ftp://consent.example.com", "MKT_CONSENT_TOKEN": "t"}, "https://"),
+        (
+            {"MKT_CONSENT_BATCH_SIZE": "5000"},
+            "MKT_CONSENT_BATCH_SIZE=5000 is out of range: 1 to 1000",
+        ),
+        ({"MKT_CONSENT_CACHE_SECONDS": "3600"}, "MKT_CONSENT_CACHE_SECONDS=3600 is out of range"),
+        (
+            {"MKT_CONSENT_TIMEOUT_SECONDS": "soon"},
+            "MKT_CONSENT_TIMEOUT_SECONDS='soon' is not a number",
+        ),
+    ],
+)
+def test_a_consent_setting_out_of_bounds_is_refused_naming_it(tmp_path, overrides, message):
+    result = _manage(_production_env(tmp_path, **overrides), "check")
+
+    assert result.returncode != 0
+    assert message in result.stderr

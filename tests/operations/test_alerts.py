@@ -231,21 +231,7 @@ def test_without_recipients_nothing_is_mailed_but_the_alert_is_kept(smtp, hubspo
     assert smtp.messages == []
 
 
-@pytest.mark.django_db
-def test_expiring_credentials_warn_before_they_expire(smtp, hubspot, integration_admin):
-    connection = make_connection("hubspot", hubspot, name="OAuth")
-    soon = timezone.now() + timedelta(days=2)
-    connection.set_credentials({"token": hubspot.credential, "expires_at": soon.isoformat()})
-    connection.save()
-
-    evaluate_all()
-    evaluate_all()
-
-    (alert,) = Alert.objects.filter(kind="auth_expiring")
-    assert alert.status == AlertStatus.SENT
-    assert smtp.wait_for(1)[0]["Subject"].startswith(
-        "[mktintegration] Connection 'OAuth': credentials expire"
-    )
+# Expiring credentials: tests/integrations/oauth/test_expiry_alert.py (from a real grant).
 
 
 @pytest.mark.django_db
@@ -296,3 +282,20 @@ def test_uptime_checks_store_a_row_per_check_and_feed_the_status(hubspot, integr
     assert [c.ok for c in connection.checks.order_by("checked_at")] == [True, False]
     (status,) = connection_statuses(type(connection).objects.all(), now=later)
     assert status.uptime_24h == 50.0 and status.state == "failing"
+
+
+@pytest.mark.django_db
+def test_a_run_deferred_for_want_of_consent_mails_that_the_sync_sends_nothing(
+    smtp, sync, integration_admin
+):
+    _run(
+        sync,
+        RunStatus.DEFERRED,
+        error="40 records deferred: the consent service did not answer (connection failed).",
+    )
+
+    evaluate_all()
+
+    mail = smtp.wait_for(2)[0]
+    assert mail["Subject"] == "[mktintegration] Sync 'Companies to HubSpot' is failing"
+    assert "the latest run sent nothing: 40 records deferred" in mail.get_content()

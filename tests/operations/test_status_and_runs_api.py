@@ -289,3 +289,29 @@ def test_dead_letters_count_in_status(api, integration_admin, hubspot):
     assert body["syncs"][0]["dead_letters"] == 1
     assert body["syncs"][0]["state"] == "degraded"
     assert body["connections"][0]["dead_letters"] == 1
+
+
+@pytest.mark.django_db
+def test_a_sync_whose_latest_run_was_deferred_for_consent_is_failing_with_the_reason(
+    api, integration_admin, hubspot
+):
+    sync = make_sync(make_connection("hubspot", hubspot), name="contacts")
+    _finished_run(
+        sync,
+        RunStatus.DEFERRED,
+        planned=7,
+        deferred=7,
+        error="7 records deferred: the consent service did not answer (request timed out).",
+    )
+
+    body = api(integration_admin).get(STATUS).json()
+
+    (status,) = body["syncs"]
+    assert status["state"] == "failing"  # nothing goes out: "Sync ... is failing" is mailed
+    assert status["reasons"] == [
+        "the latest run sent nothing: 7 records deferred: the consent service did not answer "
+        "(request timed out)."
+    ]
+    assert status["last_run"]["status"] == "deferred"
+    assert status["last_run"]["counts"]["deferred"] == 7
+    assert status["error_rate_24h"] == 1.0

@@ -103,6 +103,8 @@ ADMIN: dict[str, Admin] = {
     "integrations.SyncRun": _read_only(MM, IA, AU),
     "integrations.DeadLetter": Admin(_s(IA), NOBODY, {"delete_selected": NOBODY, "replay": _s(IA)}),
     "integrations.LedgerEntry": _read_only(IA),
+    # Which consent decision allowed each send (no payload or match value): auditors too.
+    "integrations.ConsentEvidence": _read_only(IA, AU),
     # Operations: the dashboard shows only what is granted to each viewer.
     "operations.Dashboard": Admin(_s(MM, IA, AU), NO_ADD_PAGE, {"delete_selected": NOBODY}),
     "operations.AlertRecipients": Admin(_s(IA, AU), _s(IA), {"delete_selected": _s(IA)}),

@@ -30,6 +30,7 @@ WRONG_TOKEN = "pat-na1-LEAKCHECK-wrong-0005"
 CONFIGURE_TOKEN = "pat-na1-LEAKCHECK-configure-0006"
 SFTP_PASSWORD = "sftp-LEAKCHECK-password-0002"
 HMAC_SECRET = "hmac-LEAKCHECK-secret-0003"
+OAUTH_CLIENT_SECRET = "hs-LEAKCHECK-oauth-app-secret-0007"
 
 
 def _private_key() -> tuple[str, str]:
@@ -60,6 +61,66 @@ class LeakCheck:
         self.checked.append(where)
         for name, value in self.secrets.items():
             assert value not in text, f"{name} leaked in {where}"
+
+
+def _oauth_tokens_issued(ida, hubspot, settings) -> None:
+    """An OAuth connection connected through the admin (tokens, the app's secret in the token
+    and introspection requests), its token renewed, then disconnected (revoked) and connected
+    again; and a configure document seeding another refresh token."""
+
+    from django.utils import timezone
+
+    from integrations.models import OAuthGrant
+    from tests.integrations.oauth.conftest import connect
+
+    settings.MKT_OAUTH_CLIENTS = {
+        "hubspot": {"client_id": hubspot.oauth.client_id, "client_secret": OAUTH_CLIENT_SECRET}
+    }
+    settings.MKT_BASE_URL = "http://testserver"
+    added = ida.post(
+        "/admin/integrations/connection/add/",
+        {
+            "name": "HubSpot by OAuth",
+            "vendor": "hubspot",
+            "auth_kind": "oauth2",
+            "config": "{}",
+            "base_url": hubspot.url,
+            "allowed_regions": "[]",
+        },
+    )
+    assert added.status_code == 302, _text(added)[:3000]
+    connection = Connection.objects.get(name="HubSpot by OAuth")
+    assert connect(ida, connection).status_code == 200
+    OAuthGrant.objects.filter(pk=connection.pk).update(token_expires_at=timezone.now())
+    test_action = {"action": "test_connections", "_selected_action": [connection.pk]}
+    ida.post("/admin/integrations/connection/", test_action, follow=True)  # renews the token
+    ida.post(f"/admin/integrations/connection/{connection.pk}/disconnect/")
+    assert connect(ida, connection).status_code == 200
+    seeded = hubspot.oauth.store.issue_grant(["oauth"])
+    configure = ida.post(
+        "/marketing/integrations/configure",
+        json.dumps(
+            {
+                "connection": {
+                    "name": "HubSpot by configure",
+                    "vendor": "hubspot",
+                    "auth_kind": "oauth2",
+                    "base_url": hubspot.url,
+                    "credentials": {"refresh_token": seeded["refresh_token"]},
+                },
+            }
+        ),
+        content_type="application/json",
+    )
+    assert configure.status_code == 200, _text(configure)[:2000]
+    assert len(hubspot.oauth.store.access) >= 4
+
+
+def _tokens_of(hubspot) -> list[tuple[str, str]]:
+    store = hubspot.oauth.store
+    return [(f"oauth access token {i}", t) for i, t in enumerate(store.access)] + [
+        (f"oauth refresh token {i}", t) for i, t in enumerate(store.refresh)
+    ]
 
 
 def _text(response) -> str:
@@ -93,6 +154,7 @@ def test_no_secret_appears_anywhere(settings, tmp_path, caplog):
         "configure token": CONFIGURE_TOKEN,
         "sftp password": SFTP_PASSWORD,
         "hmac secret": HMAC_SECRET,
+        "oauth app's client secret": OAUTH_CLIENT_SECRET,
         "private key": private_key_piece,
     }.items():
         leaks.add(name, value)
@@ -103,7 +165,7 @@ def test_no_secret_appears_anywhere(settings, tmp_path, caplog):
     auditor.force_login(UserFactory(username="audrey", role=roles.AUDITOR))
     service = UserFactory(username="bi-tool", role=roles.API_CLIENT, is_service_account=True)
 
-    with FakeHubSpot(token=HUBSPOT_TOKEN) as hubspot:
+    with FakeHubSpot(token=HUBSPOT_TOKEN, client_secret=OAUTH_CLIENT_SECRET) as hubspot:
         settings.MKT_HTTP_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
         connection_form = {
             "name": "HubSpot prod",
@@ -153,6 +215,9 @@ def test_no_secret_appears_anywhere(settings, tmp_path, caplog):
         )
         leaks.check("configure API", _text(configure))
         assert configure.status_code == 200, _text(configure)[:2000]
+        _oauth_tokens_issued(ida, hubspot, settings)
+        for name, token in _tokens_of(hubspot):
+            leaks.add(name, token)
 
     sftp = ida.post(
         "/admin/exports/exportdestination/add/",

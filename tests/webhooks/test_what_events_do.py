@@ -381,3 +381,34 @@ def test_a_destination_whose_answer_was_lost_is_opted_out_too(client, loop, app_
     drain()
 
     assert loop.member_status(ann, SECOND_LIST) == "unsubscribed"
+
+
+def test_with_a_consent_service_the_withdrawal_is_recorded_there_and_waits_while_it_is_down(
+    client, loop, app_secret, consent_service
+):
+    [ann] = consented()
+    for purpose in ("email_marketing", "newsletter", "product_updates"):
+        consent_service.set_consent(ann.pk, purpose, "granted")
+    loop.sync_all()
+    consent_service.set_down()
+    event = FakeHubSpot.webhook_event(loop.hubspot_id(ann), "hs_email_optout", "true", event_id=77)
+    post_hubspot(client, loop.hubspot_sync.connection, [event])
+
+    drain()
+    waiting = WebhookEvent.objects.get()
+    assert waiting.state == EventState.FAILED
+    assert "consent service could not record it" in waiting.error
+    assert loop.member_status(ann) == "subscribed"  # nothing propagated on an unrecorded withdrawal
+    consent_service.set_down(False)
+    from integrations.webhooks.process import events_process
+
+    events_process(event_ids=[waiting.pk])
+    drain()
+
+    waiting.refresh_from_db()
+    assert waiting.state == EventState.PROCESSED
+    assert consent_service.consent(ann.pk, "email_marketing")[0] == "withdrawn"
+    [recorded, *_] = consent_service.events
+    assert recorded["evidence"]["vendor"] == "hubspot"
+    assert recorded["evidence"]["event_id"] == "77"
+    assert loop.member_status(ann) == loop.member_status(ann, SECOND_LIST) == "unsubscribed"

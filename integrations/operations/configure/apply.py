@@ -16,10 +16,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 
 from audit.context import audit_actor
 from integrations import services
+from integrations.credentials import connection_credentials_save
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.configure.plan import (
@@ -33,21 +33,7 @@ from integrations.operations.configure.plan import (
 from integrations.operations.configure.validate import validate_syncs
 from integrations.operations.models import AlertRecipients, ConfigRevision
 from mktintegration.api_base import may, objects_for
-
-CONNECTION_CREATOR_PERMS = (
-    "view_connection",
-    "change_connection",
-    "delete_connection",
-    "test_connection",
-)
-SYNC_CREATOR_PERMS = (
-    "view_sync",
-    "change_sync",
-    "delete_sync",
-    "run_sync",
-    "preview_sync",
-    "pause_sync",
-)
+from mktintegration.grants import creator_grant
 
 
 class ConfigureInvalid(Exception):
@@ -107,7 +93,9 @@ def _configure(document: dict, user, extra_errors: Errors) -> ConfigureResult:
         # Saved (and rolled back unless applied) so its syncs can be checked against the
         # destination's real fields.
         plan.connection.owner = user
-        plan.connection.save()
+        connection_credentials_save(
+            connection=plan.connection, values=plan.credentials or {}, user=user
+        )
     validate_syncs(plan)
     if extra_errors or plan.errors:
         raise ConfigureInvalid(extra_errors + plan.errors)
@@ -163,9 +151,10 @@ def _recipients(emails: list[str], **target) -> None:
 def _write(plan: Plan, user) -> None:
     connection = plan.connection
     if plan.connection_created:
-        for codename in CONNECTION_CREATOR_PERMS:
-            assign_perm(f"integrations.{codename}", user, connection)
-    elif plan.connection_changes or plan.credentials is not None:
+        creator_grant(obj=connection, user=user)
+    elif plan.credentials is not None:
+        connection_credentials_save(connection=connection, values=plan.credentials, user=user)
+    elif plan.connection_changes:
         connection.save()
     if plan.connection_emails_changed:
         _recipients(plan.connection_emails, connection=connection)
@@ -188,8 +177,7 @@ def _write_sync(plan: SyncPlan, user) -> None:
             sync.owner = user
         services.sync_save(sync=sync, mappings=plan.mappings)
         if plan.created:
-            for codename in SYNC_CREATOR_PERMS:
-                assign_perm(f"integrations.{codename}", user, sync)
+            creator_grant(obj=sync, user=user)
     if plan.alert_emails_changed:
         _recipients(plan.alert_emails, sync=sync)
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from integrations.connectors import REGISTRY
+from integrations.credentials import connection_credentials_save, credentials_plan
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.operations.configure.document import Errors, join
 from integrations.operations.models import AlertRecipients
@@ -201,37 +202,18 @@ def plan_connection(doc: dict, *, visible) -> Plan:
 
 
 def _plan_credentials(plan: Plan, given: dict[str, str], connector) -> None:
+    """What the connection would store (integrations.credentials), staged on the instance so
+    the syncs are checked with it; an OAuth auth kind may be given its seed token."""
     connection = plan.connection
     if connector is None:
         return
-    names = connector.secret_fields.get(connection.auth_kind, ())
-    for key in given:
-        if key not in names:
-            allowed = ", ".join(names) or "none"
-            plan.errors.append(
-                (
-                    join("connection.credentials", key),
-                    f"{connector.label} ({connection.auth_kind}) has no secret {key!r}; "
-                    f"its secrets: {allowed}",
-                )
-            )
-    stored = connection.get_credentials() if connection.pk else {}
-    wanted = {k: v for k, v in stored.items() if k in names}
-    wanted.update({k: v for k, v in given.items() if k in names and v})
-    for name in names:
-        if not wanted.get(name):
-            plan.errors.append(
-                (
-                    join("connection.credentials", name),
-                    f"{connector.label} needs {name!r} for auth kind {connection.auth_kind}",
-                )
-            )
-    if wanted != stored:
-        plan.credentials = wanted
-        connection.set_credentials(wanted)
-        # A new address or secret: the destination's cached field list no longer applies.
-        connection.updated_at = timezone.now()
+    wanted = credentials_plan(connection=connection, given=given, seeding=True)
+    plan.errors += [(join("connection.credentials", name), m) for name, m in wanted.problems]
+    if wanted.changed:
+        plan.credentials = wanted.values
+        connection_credentials_save(connection=connection, values=wanted.values, commit=False)
     elif plan.connection_changes.keys() & {"vendor", "base_url", "config", "auth_kind"}:
+        # A new address or vendor: the destination's cached field list no longer applies.
         connection.updated_at = timezone.now()
 
 

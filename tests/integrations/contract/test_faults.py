@@ -43,11 +43,7 @@ def test_a_5xx_is_transient_and_retried_with_nothing_lost_or_doubled(contract):
 
 
 def test_a_401_pauses_the_sync_marks_the_connection_and_loses_nothing(contract):
-    if contract.profile.oauth:
-        # OAuth (issue 11, integrations/oauth/): a 401 refreshes the token once, single-flight,
-        # and the retry succeeds; only a refused refresh pauses. The OAuth work writes this
-        # branch; until then an OAuth profile fails here rather than pass untested.
-        pytest.fail("refresh-once on a 401 is not in the contract yet (issue 11, OAuth)")
+    # Connections by pasted secret. OAuth connections renew once on a 401 first: test_oauth.py.
     records = contract.make(2)
     sync = contract.sync()
     contract.profile.inject_401(contract.server, 1)

@@ -50,8 +50,8 @@ def declaration_problems(cls) -> list[str]:
     if not getattr(cls, "allowed_hosts", None):
         problems.append("declares no allowed_hosts (the vendor's API hosts)")
     for kind in getattr(cls, "auth_kinds", ()):
-        if not cls.secret_fields.get(kind):
-            problems.append(f"auth kind {kind!r} names no secret fields")
+        if not cls.secret_fields.get(kind) and kind not in cls.token_flows:
+            problems.append(f"auth kind {kind!r} names no secret fields and no token flow")
     for name, obj in (getattr(cls, "objects", None) or {}).items():
         if obj.name != name or obj.max_batch < 1:
             problems.append(f"object {name!r}: its name and a max_batch of at least 1")
@@ -82,6 +82,6 @@ def test_a_connector_missing_a_declaration_is_told_which():
         "declares no secret_fields",
         "declares no default_rate",
         "declares no allowed_hosts (the vendor's API hosts)",
-        "auth kind 'api_key' names no secret fields",
+        "auth kind 'api_key' names no secret fields and no token flow",
         "object 'leads': its name and a max_batch of at least 1",
     ]

@@ -133,9 +133,6 @@ class VendorProfile:
     # Part of the path of the vendor's write requests (the faults below hit those).
     write_path: str
     objects: dict[str, ObjectProfile]
-    # OAuth connections: a 401 refreshes the token once before the sync pauses. The OAuth
-    # work of issue 11 (integrations/oauth/) adds that branch to test_faults.py.
-    oauth: bool = False
     # Why the vendor has no required fields, when ObjectProfile.require gives None.
     no_required_fields: str = ""
 
