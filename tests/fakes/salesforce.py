@@ -159,7 +159,9 @@ class FakeSalesforce(FakeVendor):
                 self.object("Contact"),
                 {k: lead[k] for k in ("FirstName", "LastName", "Email", "Title")},
             )
-            lead.update(IsConverted=True, ConvertedContactId=contact["Id"])
+            converted = {"IsConverted": True, "ConvertedContactId": contact["Id"]}
+            self.object("Lead").reindex(lead, converted)
+            lead.update(converted)
             return contact["Id"]
 
     def set_daily_limit(self, maximum: int, *, used: int | None = None) -> None:
@@ -416,7 +418,7 @@ class FakeSalesforce(FakeVendor):
         except QueryError as exc:
             self.violate(req, f"{exc.code}: {exc.message}")
             return errors.error(400, exc.code, exc.message)
-        wanted = {v.lower() for v in values}
+        found = {r["Id"]: r for v in {v.lower() for v in values} for r in store.matching(where, v)}
         records = [
             {
                 "attributes": {
@@ -425,8 +427,7 @@ class FakeSalesforce(FakeVendor):
                 },
                 **{f: r.get(f) for f in fields},
             }
-            for r in store.live()
-            if r.get(where) is not None and str(r[where]).lower() in wanted
+            for _, r in sorted(found.items())
         ]
         return Response(200, {"totalSize": len(records), "done": True, "records": records})
 

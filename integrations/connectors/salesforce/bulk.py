@@ -165,6 +165,7 @@ class BulkJobs:
         match_field = str(info.get("externalIdFieldName") or "")
         by_value = {record.match_value.lower(): record.key for record in records}
         results: dict[str, RecordResult] = {}
+        why = info.get("errorMessage") or f"the job ended {state}"
         if state in ("JobComplete", "Failed"):
             for row in self._rows(job_id, "/successfulResults/", match_field, by_value):
                 key, sf_id, created = row
@@ -173,8 +174,9 @@ class BulkJobs:
             for key, sf_id, error in self._rows(job_id, "/failedResults/", match_field, by_value):
                 results[key] = record_outcome(key, error, sf_id)
             for key, _, _ in self._rows(job_id, "/unprocessedrecords/", match_field, by_value):
-                results[key] = RecordResult(key, Outcome.RETRY, "", "Salesforce did not process it")
-        why = info.get("errorMessage") or f"the job ended {state}"
+                results[key] = RecordResult(
+                    key, Outcome.RETRY, "", f"Salesforce did not process it ({why})"
+                )
         for record in records:
             results.setdefault(
                 record.key,
