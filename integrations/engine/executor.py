@@ -219,8 +219,12 @@ class BatchDelivery:
     # --- vendor jobs (async bulk APIs) ---------------------------------------------------------
     def _ticket(self) -> JobTicket:
         """The batch's job submission as far as it got (kept in job_ref as "ref|stage" until
-        the job is submitted), stored at each step before the next is taken."""
-        ref, _, stage = self.batch.job_ref.partition("|")
+        the job is submitted), stored at each step before the next is taken. A job_ref with no
+        stage is a submitted job (_wait_for_job): a worker lost while it polled the job leaves
+        it loaded, to be polled again, never sent again."""
+        ref, bar, stage = self.batch.job_ref.partition("|")
+        if ref and not bar:
+            stage = JobTicket.LOADED
 
         def save(ref: str, stage: str) -> None:
             self.batch.job_ref = f"{ref}|{stage}"[:200]

@@ -4,11 +4,15 @@ and a job that fails as a whole."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
 from exports.backbone import models as bb
-from integrations.models import DeadLetter, LedgerEntry, RunStatus
+from integrations.engine.runs import batch_execute, run_execute, runs_reap
+from integrations.models import DeadLetter, LedgerEntry, RunStatus, SyncBatch
+from integrations.models.runs import BatchStatus
 from integrations.services import sync_run_start
 from tests.factories import CompanyFactory
 from tests.integrations.conftest import drive, make_sync, start_and_drive
@@ -167,3 +171,23 @@ def test_a_bulk_job_that_fails_as_a_whole_leaves_its_records_to_the_next_run(sal
     ), failed.counts()
     assert (again.status, again.created) == (RunStatus.SUCCEEDED, 150), again.counts()
     assert salesforce.bulk.uploaded_rows == 300  # the failed job's records, sent once more
+
+
+def test_a_job_whose_poller_was_lost_is_polled_again_never_uploaded_again(salesforce, settings):
+    settings.MKT_SALESFORCE_BULK_THRESHOLD = 100
+    consented_contacts(150)
+    sync = contact_sync(salesforce)
+    run = sync_run_start(sync=sync, trigger="manual")
+    run_execute(run_id=run.pk)
+    [batch] = SyncBatch.objects.filter(run=run)
+    batch_execute(batch_id=batch.pk)  # the job is created, loaded and closed
+    # A worker claimed the batch to poll its job, and died.
+    stale = timezone.now() - timedelta(seconds=settings.MKT_RUN_STALE_SECONDS + 1)
+    SyncBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.RUNNING, heartbeat_at=stale)
+
+    assert runs_reap()["batches"] == 1
+    run = drive(run)
+
+    assert (run.status, run.created) == (RunStatus.SUCCEEDED, 150), run.counts()
+    assert len(salesforce.bulk.jobs) == 1 and salesforce.bulk.uploaded_rows == 150
+    assert salesforce.violations == []
