@@ -12,6 +12,10 @@ Needs the backbone seeded with 1,000,000 companies (``manage.py seed_demo --comp
     100 requests per 10 s: throughput >= 0.9x that rate, <= 1% of requests answered 429,
     no record lost.
 (c) the same with an unlimited emulator: the engine's own ceiling (>= 5,000 records/s).
+
+``--vendor salesforce`` measures instead ``--records`` contacts (default 1,000,000) through
+Salesforce Bulk API 2.0 against the emulator, end to end from plan to ledger commit by a real
+worker, and the worker's memory (bench/salesforce_bench.py; the backbone needs no seeding).
 The last lines are ``key=value`` figures.
 """
 
@@ -225,11 +229,41 @@ def main() -> None:
     parser.add_argument("--ceiling-country", default="US", help="rows for (c): 4/20 of companies")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--parts", default="abc", help="which measurements: a, b and/or c")
+    parser.add_argument("--vendor", choices=("hubspot", "salesforce"), default="hubspot")
+    parser.add_argument(
+        "--records", type=int, default=1_000_000, help="salesforce: contacts to send"
+    )
+    parser.add_argument(
+        "--job-records",
+        type=int,
+        default=10_000,
+        help="salesforce: MKT_SALESFORCE_BULK_JOB_RECORDS",
+    )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=1.0, help="salesforce: MKT_SYNC_JOB_POLL_SECONDS"
+    )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("run this on PostgreSQL (DATABASE_URL)")
-    print(f"Sync benchmark on {Company.objects.count():,} companies", flush=True)
     figures: list[tuple[str, str, str, str, str]] = []  # label, value, target, key, key value
+    if args.vendor == "salesforce":
+        from bench import salesforce_bench
+
+        print(
+            f"Salesforce Bulk API 2.0 benchmark: {args.records:,} contacts, jobs of "
+            f"{args.job_records:,}, polled every {args.poll_seconds:g} s, "
+            f"{args.concurrency} worker processes",
+            flush=True,
+        )
+        figures = salesforce_bench.measure(
+            records=args.records,
+            concurrency=args.concurrency,
+            job_records=args.job_records,
+            poll_seconds=args.poll_seconds,
+        )
+        report(figures, [key for *_, key, _ in figures])
+        return
+    print(f"Sync benchmark on {Company.objects.count():,} companies", flush=True)
     if "a" in args.parts:
         first, second = measure_plans()
         figures += [
@@ -280,10 +314,6 @@ def main() -> None:
         )
     if "b" in args.parts or "c" in args.parts:
         figures.append(("records lost", str(lost), "0", "records_lost", str(lost)))
-    print()
-    print(f"{'measure':<36}{'value':>14}{'target':>14}")
-    for label, value, target, _, _ in figures:
-        print(f"{label:<36}{value:>14}{target:>14}")
     order = [
         "plan_incremental_s",
         "plan_incremental_ratio",
@@ -292,6 +322,15 @@ def main() -> None:
         "records_lost",
         "engine_records_per_s",
     ]
+    report(figures, order)
+
+
+def report(figures: list[tuple[str, str, str, str, str]], order: list[str]) -> None:
+    """The figures as a table, then as ``key=value`` lines in ``order``."""
+    print()
+    print(f"{'measure':<36}{'value':>14}{'target':>14}")
+    for label, value, target, _, _ in figures:
+        print(f"{label:<36}{value:>14}{target:>14}")
     keyed = {key: value for _, _, _, key, value in figures if key}
     for key in order:
         if key in keyed:

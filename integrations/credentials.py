@@ -181,6 +181,8 @@ def connection_tokens_renewed(
         changes["scopes"] = list(answer.scopes)
     if answer.account_id:
         changes["account_id"] = answer.account_id
+    if answer.api_endpoint:  # Salesforce: each token answer names the org's instance
+        changes["api_endpoint"] = answer.api_endpoint
     with transaction.atomic():
         Connection.objects.filter(pk=connection_id).update(
             credentials_ciphertext=encrypt_secrets(dict(values))

@@ -14,6 +14,7 @@ from exports.datasets import DATASETS
 from exports.query import ExportInputError, export_query_parse
 from exports.selectors import filter_values_unmatched
 from integrations.connectors import REGISTRY
+from integrations.connectors.base import OutRecord
 from integrations.engine.access import plan_access_log
 from integrations.engine.dispatch import dispatch_run
 from integrations.engine.planner import Planner
@@ -292,11 +293,33 @@ def sync_preview(*, sync: Sync, user=None, client_address: str | None = None) ->
     for bucket, count in result.counts.items():
         if bucket != "would_send":
             setattr(run, bucket, count)
+    _preview_outcomes(sync, result.preview)
     run.preview = {"would_send": result.counts.get("would_send", 0), "records": result.preview}
     run.finished_at = timezone.now()
     run.save()
     plan_access_log(**log, outcome=Outcome.OK, preview_shown=len(result.preview))
     return run
+
+
+def _preview_outcomes(sync: Sync, shown: list[dict]) -> None:
+    """What the destination says a write of each previewed record would do ("would update
+    Contact 003...", "would create Lead"), where the connector can tell (one look-up)."""
+    sending = [record for record in shown if record["bucket"] == "send"]
+    if not sending:
+        return
+    records = [OutRecord(r["key"], r["match"], r["payload"]) for r in sending]
+    try:
+        said = connector_for(sync.connection).preview_writes(
+            sync.destination_object,
+            records,
+            match_field=sync.match_destination_field,
+            destination_config=sync.destination_config or {},
+        )
+    except ConnectorError as exc:
+        said = {r.key: f"(the destination could not say: {exc.message[:200]})" for r in records}
+    for record in sending:
+        if record["key"] in said:
+            record["would"] = said[record["key"]]
 
 
 def sync_set_paused(*, sync: Sync, paused: bool, reason: str = "") -> None:

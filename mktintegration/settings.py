@@ -417,6 +417,8 @@ MKT_SYNC_BATCH_ATTEMPTS = env_int("MKT_SYNC_BATCH_ATTEMPTS", 5)
 MKT_SYNC_RETRY_BASE_SECONDS = float(env_str("MKT_SYNC_RETRY_BASE_SECONDS") or 5)
 MKT_SYNC_RECORD_ATTEMPTS = env_int("MKT_SYNC_RECORD_ATTEMPTS", 5)
 MKT_RUN_STALE_SECONDS = env_int("MKT_RUN_STALE_SECONDS", 300)
+# A batch in a vendor job (Salesforce Bulk API 2.0) asks the vendor this often whether it ended.
+MKT_SYNC_JOB_POLL_SECONDS = float(env_str("MKT_SYNC_JOB_POLL_SECONDS") or 5)
 
 # --- Connecting vendor accounts by OAuth (docs/security.md#oauth-tokens) ----------------------
 # This installation's OAuth app at each vendor (its redirect URI: MKT_BASE_URL +
@@ -430,6 +432,11 @@ MKT_OAUTH_CLIENTS = {
     "mailchimp": {
         "client_id": env_str("MKT_MAILCHIMP_CLIENT_ID") or "",
         "client_secret": env_str("MKT_MAILCHIMP_CLIENT_SECRET") or "",
+    },
+    # One External Client App for Salesforce and Account Engagement (Pardot) connections.
+    "salesforce": {
+        "client_id": env_str("MKT_SALESFORCE_CLIENT_ID") or "",
+        "client_secret": env_str("MKT_SALESFORCE_CLIENT_SECRET") or "",
     },
 }
 for _vendor, _client in MKT_OAUTH_CLIENTS.items():
@@ -445,6 +452,27 @@ MKT_OAUTH_REFRESH_MARGIN_SECONDS = env_int("MKT_OAUTH_REFRESH_MARGIN_SECONDS", 3
 if MKT_OAUTH_STATE_MINUTES < 1 or MKT_OAUTH_REFRESH_MARGIN_SECONDS < 0:
     raise ImproperlyConfigured(
         "MKT_OAUTH_STATE_MINUTES must be at least 1 and MKT_OAUTH_REFRESH_MARGIN_SECONDS 0 or more."
+    )
+
+# --- Salesforce (docs/connectors/salesforce.md) -------------------------------------------------
+# A run with more records than this to send goes through Bulk API 2.0, in jobs of at most
+# MKT_SALESFORCE_BULK_JOB_RECORDS records (sObject Collections of 200 otherwise).
+MKT_SALESFORCE_BULK_THRESHOLD = env_int("MKT_SALESFORCE_BULK_THRESHOLD", 2000)
+MKT_SALESFORCE_BULK_JOB_RECORDS = env_int("MKT_SALESFORCE_BULK_JOB_RECORDS", 10_000)
+# Syncs use at most this share of the org's daily API requests (the rest is the org's other
+# users'); at it, or when Salesforce refuses for its limit, requests wait this many seconds.
+MKT_SALESFORCE_DAILY_API_SHARE = float(env_str("MKT_SALESFORCE_DAILY_API_SHARE") or 0.9)
+MKT_SALESFORCE_LIMIT_WAIT_SECONDS = env_int("MKT_SALESFORCE_LIMIT_WAIT_SECONDS", 900)
+if not (
+    MKT_SALESFORCE_BULK_THRESHOLD >= 0
+    and 1 <= MKT_SALESFORCE_BULK_JOB_RECORDS <= 1_000_000
+    and 0 < MKT_SALESFORCE_DAILY_API_SHARE <= 1
+    and MKT_SALESFORCE_LIMIT_WAIT_SECONDS >= 1
+):
+    raise ImproperlyConfigured(
+        "MKT_SALESFORCE_BULK_THRESHOLD must be 0 or more, MKT_SALESFORCE_BULK_JOB_RECORDS "
+        "1 to 1000000, MKT_SALESFORCE_DAILY_API_SHARE above 0 and at most 1, and "
+        "MKT_SALESFORCE_LIMIT_WAIT_SECONDS at least 1."
     )
 
 # The CA bundle outbound HTTPS verifies against (PEM file); None: the system's default bundle.

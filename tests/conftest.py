@@ -127,6 +127,26 @@ def hubspot():
 
 
 @pytest.fixture
+def salesforce_app(settings):
+    """This installation's OAuth app is the emulators' (Salesforce's token endpoint renews
+    sessions with it)."""
+    from tests.fakes.salesforce_oauth import CLIENT_ID, CLIENT_SECRET
+
+    settings.MKT_OAUTH_CLIENTS = {
+        **settings.MKT_OAUTH_CLIENTS,
+        "salesforce": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+    }
+
+
+@pytest.fixture
+def salesforce(salesforce_app):
+    from tests.fakes.salesforce import FakeSalesforce
+
+    with FakeSalesforce() as server:
+        yield server
+
+
+@pytest.fixture
 def mailchimp():
     from tests.fakes.mailchimp import FakeMailchimp
     from tests.fakes.openapi import mailchimp_spec

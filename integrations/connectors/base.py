@@ -7,7 +7,10 @@ so a new vendor fits without engine changes:
 - batch APIs (HubSpot, Mailchimp) return per-record results from ``upsert``;
 - single-record APIs (Pardot) declare ``max_batch = 1``;
 - async bulk jobs (Constant Contact import, Salesforce Bulk 2.0) return ``ACCEPTED`` results
-  with a ``job_ref``; the engine calls ``poll(job_ref)`` later for the per-record outcome;
+  with a ``job_ref``; the engine calls ``poll(job_ref, records)`` later for the per-record
+  outcome. A vendor whose jobs take many records (Bulk 2.0) declares ``job_size``: a run with
+  more than ``job_threshold`` records to send goes in batches of that size to ``submit_job``,
+  which keeps a ``JobTicket`` so that a worker taking over never submits the records twice;
 - errors inside HTTP 200 bodies (Marketo) are the connector's to parse into ConnectorError
   or per-record results;
 - per-organisation base URLs (Salesforce instance_url, Marketo host) come from
@@ -23,6 +26,7 @@ so a new vendor fits without engine changes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -48,6 +52,10 @@ class DestinationObject:
     personal_data: bool = False
     # ``Connector.suppress`` opts its records out of e-mail (people: contacts, members).
     suppressible: bool = False
+    # The destination's own opt-out flag (Salesforce HasOptedOutOfEmail): a record it already
+    # holds whose consent was withdrawn is written this flag = true instead of being left as it
+    # was, when the sync maps the field.
+    opt_out_field: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,28 @@ class RecordResult:
     # When the vendor says it created the record, if its answer says (HubSpot createdAt):
     # tells "updated" after a lost first answer from a record that was there before us.
     created_at: datetime | None = None
+
+
+@dataclass
+class JobTicket:
+    """How far the submission of a batch's vendor job got, kept by the engine across workers.
+
+    ``ref`` is the vendor's job id and ``stage`` the last step done: ``CREATED`` (a job exists,
+    nothing confirmed in it: a worker taking over abandons it and starts again) or ``LOADED``
+    (the records are in it: only closing and polling are left, never a second upload).
+    ``advance`` stores both before the connector takes its next step.
+    """
+
+    CREATED: ClassVar[str] = "created"
+    LOADED: ClassVar[str] = "loaded"
+
+    ref: str = ""
+    stage: str = ""
+    save: Callable[[str, str], None] = field(default=lambda ref, stage: None, repr=False)
+
+    def advance(self, ref: str, stage: str) -> None:
+        self.ref, self.stage = ref, stage
+        self.save(ref, stage)
 
 
 @dataclass(frozen=True)
@@ -195,9 +225,49 @@ class Connector:
         """Archive (never permanently delete) the records this sync created."""
         raise NotImplementedError
 
-    def poll(self, job_ref: str) -> list[RecordResult] | None:
-        """Async jobs: the per-record results, or None while the job still runs."""
+    def poll(self, job_ref: str, records: list[OutRecord]) -> list[RecordResult] | None:
+        """Async jobs: the per-record results of ``records`` (key and match value; no payload),
+        or None while the job still runs."""
         raise NotImplementedError
+
+    @classmethod
+    def job_size(cls, object_name: str, *, mode: str, destination_config: dict) -> int:
+        """Records one vendor job takes, for runs too large for ``upsert``'s batches (0: the
+        vendor has no such jobs, or not for this object and mode)."""
+        return 0
+
+    @classmethod
+    def job_threshold(cls, object_name: str) -> int:
+        """A run with more records than this to send goes in jobs (when ``job_size``)."""
+        return 0
+
+    def submit_job(
+        self,
+        object_name: str,
+        records: list[OutRecord],
+        *,
+        mode: str,
+        match_field: str,
+        destination_config: dict,
+        ticket: JobTicket,
+    ) -> list[RecordResult]:
+        """Write up to ``job_size`` records in one vendor job: ``ACCEPTED`` results (with the
+        job's ref) for the records in it, final results for any answered on the way. A ticket
+        ``LOADED`` by an earlier worker means the records are in its job already (``records``
+        then carry no payload): only what is left of the submission is done."""
+        raise NotImplementedError
+
+    def preview_writes(
+        self,
+        object_name: str,
+        records: list[OutRecord],
+        *,
+        match_field: str,
+        destination_config: dict,
+    ) -> dict[str, str]:
+        """For a preview: what a write of each record would do, in words ("would update Contact
+        003..."), by record key; {} when the vendor cannot tell without writing."""
+        return {}
 
     def validate_record(self, object_name: str, record: OutRecord) -> str | None:
         """A reason this record can never be accepted (bad e-mail...), or None."""

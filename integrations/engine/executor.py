@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from integrations.connectors.base import Outcome, OutRecord, RecordResult
+from integrations.connectors.base import JobTicket, Outcome, OutRecord, RecordResult
 from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import DEFERRED, Decision, SyncContext
 from integrations.engine.ratelimit import RateWaitTooLong
@@ -42,9 +42,18 @@ _DELIVERED = (Outcome.CREATED, Outcome.UPDATED)
 # A request the vendor refuses as a whole is halved at most this often to find the record at
 # fault (one request becomes at most 1 + 2 + 4 = 7); the rest of it is then dead-lettered.
 MAX_SPLITS = 2
-JOB_POLL_SECONDS = 5.0
 # The consent evidence of a send (see LedgerEntry), written with the send's other columns.
 CONSENT_FIELDS = ("consent_source", "consent_ref", "consent_checked_at")
+
+
+def job_poll_seconds() -> float:
+    """How long a batch waits between two looks at its vendor job."""
+    return settings.MKT_SYNC_JOB_POLL_SECONDS
+
+
+# A batch whose records go to the vendor in one job (Connector.submit_job), not in requests of
+# the object's max_batch.
+JOB = "job"
 
 
 @dataclass
@@ -58,6 +67,7 @@ class BatchResult:
     api_calls: int = 0
     rate_limited: int = 0
     waiting_job: bool = False
+    poll_in: float | None = None  # poll the job again after this long (default: job_poll_seconds())
     run_complete: bool = False  # this batch was the run's last to finish
 
 
@@ -92,6 +102,8 @@ class BatchDelivery:
         try:
             if self.batch.kind == "delete":
                 self._commit(self._delete(connector), {})
+            elif self.batch.kind == JOB:
+                self._submit_job(connector)
             else:
                 self._upsert(connector)
         except RateWaitTooLong as exc:
@@ -112,7 +124,8 @@ class BatchDelivery:
             self._reported = (calls, limited)
 
     # --- upsert ------------------------------------------------------------------------------
-    def _upsert(self, connector) -> None:
+    def _gated(self, connector) -> tuple[dict[int, tuple[str, str]], list]:
+        """The batch's records read and gated again: (outcomes decided here, what to send)."""
         entries = list(self.entries.values())
         rows = self.ctx.reader.by_keys([e.record_key for e in entries], fresh_consent=True)
         local: dict[int, tuple[str, str]] = {}
@@ -122,11 +135,15 @@ class BatchDelivery:
             if row is None:
                 local[entry.pk] = ("invalid", "left the source before delivery")
                 continue
-            decision = self.ctx.decide(row, None, None, connector)
+            decision = self.ctx.decide(row, None, None, connector, known=bool(entry.payload_hash))
             if decision.bucket != "send":
                 local[entry.pk] = (decision.bucket, decision.reason)
                 continue
             sending.append((entry, decision))
+        return local, sending
+
+    def _upsert(self, connector) -> None:
+        local, sending = self._gated(connector)
         self._record_intent(sending)
         decisions = {e.pk: d for e, d in sending}
         results: dict[str, RecordResult] = {}
@@ -143,23 +160,37 @@ class BatchDelivery:
                     self._narrow([entry for entry, _ in sending[start:]])
                     self.batch.attempt = 0
                 raise
-        job = next((r.job_ref for r in results.values() if r.outcome == Outcome.ACCEPTED), "")
-        if job:
-            self._wait_for_job(job, sending, local)
-            return
-        self._commit(results, local, decisions=decisions)
+        self._after_results(results, sending, local, decisions)
 
-    def _send(self, connector, chunk) -> dict[str, RecordResult]:
-        records = [
+    def _after_results(self, results, sending, local, decisions) -> None:
+        """Commit what the vendor answered; records it queued in a job wait for the job."""
+        job = next((r.job_ref for r in results.values() if r.outcome == Outcome.ACCEPTED), "")
+        if not job:
+            self._commit(results, local, decisions=decisions)
+            return
+        accepted = {key for key, r in results.items() if r.outcome == Outcome.ACCEPTED}
+        queued = [(e, d) for e, d in sending if e.record_key in accepted]
+        answered = [(e, d) for e, d in sending if e.record_key not in accepted]
+        if answered or local:
+            self._commit_part(answered, results, local, decisions)
+            self._narrow([entry for entry, _ in queued])
+        self._wait_for_job(job, queued)
+
+    @staticmethod
+    def _records(sending) -> list[OutRecord]:
+        return [
             OutRecord(
                 key=entry.record_key,
-                match_value=decision.match_value,
-                payload=decision.payload,
+                match_value=decision.match_value if decision else entry.match_value,
+                payload=decision.payload if decision else {},
                 destination_id=entry.destination_id,
                 known_at_destination=bool(entry.payload_hash),
             )
-            for entry, decision in chunk
+            for entry, decision in sending
         ]
+
+    def _send(self, connector, chunk) -> dict[str, RecordResult]:
+        records = self._records(chunk)
         batch_key = hashlib.sha256(
             ",".join(entry.idempotency_key for entry, _ in chunk).encode()
         ).hexdigest()[:32]
@@ -191,10 +222,57 @@ class BatchDelivery:
         self.batch.record_keys = [entry.record_key for entry in entries]
 
     # --- vendor jobs (async bulk APIs) ---------------------------------------------------------
-    def _wait_for_job(self, job_ref: str, sending, local) -> None:
+    def _ticket(self) -> JobTicket:
+        """The batch's job submission as far as it got (kept in job_ref as "ref|stage" until
+        the job is submitted), stored at each step before the next is taken. A job_ref with no
+        stage is a submitted job (_wait_for_job): a worker lost while it polled the job leaves
+        it loaded, to be polled again, never sent again."""
+        ref, bar, stage = self.batch.job_ref.partition("|")
+        if ref and not bar:
+            stage = JobTicket.LOADED
+
+        def save(ref: str, stage: str) -> None:
+            self.batch.job_ref = f"{ref}|{stage}"[:200]
+            SyncBatch.objects.filter(pk=self.batch.pk).update(
+                job_ref=self.batch.job_ref, heartbeat_at=timezone.now()
+            )
+
+        return JobTicket(ref, stage if ref else "", save)
+
+    def _submit_job(self, connector) -> None:
+        """The batch's records in one vendor job (a run larger than the vendor's threshold).
+        A worker before us that got the records into the job leaves only its close and poll:
+        the records are not read, gated or sent again."""
+        ticket = self._ticket()
+        if ticket.stage == JobTicket.LOADED:
+            local: dict[int, tuple[str, str]] = {}
+            sending: list = [(entry, None) for entry in self.entries.values()]
+        else:
+            local, sending = self._gated(connector)
+            self._record_intent(sending, persist_all=True)
+        results = {
+            outcome.key: outcome
+            for outcome in connector.submit_job(
+                self.sync.destination_object,
+                self._records(sending),
+                mode=self.sync.mode,
+                match_field=self.sync.match_destination_field,
+                destination_config=self.sync.destination_config,
+                ticket=ticket,
+            )
+        }
+        for entry, _ in sending:
+            results.setdefault(
+                entry.record_key,
+                RecordResult(entry.record_key, Outcome.RETRY, "", "the vendor did not report it"),
+            )
+        self._after_results(results, sending, local, {e.pk: d for e, d in sending if d})
+
+    def _wait_for_job(self, job_ref: str, sending) -> None:
         """The vendor queued the records in a job: keep what was sent, poll for the outcome."""
         for entry, decision in sending:
-            entry.plan_hash = decision.plan_hash
+            if decision is not None:
+                entry.plan_hash = decision.plan_hash
         with transaction.atomic():
             rows_update(
                 LedgerEntry,
@@ -203,28 +281,42 @@ class BatchDelivery:
             )
             self.batch.status = BatchStatus.WAITING
             self.batch.job_ref = job_ref[:200]
-            self.batch.pending_local = {str(pk): list(outcome) for pk, outcome in local.items()}
-            self.batch.not_before = timezone.now() + timedelta(seconds=JOB_POLL_SECONDS)
+            self.batch.pending_local = {}
+            self.batch.not_before = timezone.now() + timedelta(seconds=job_poll_seconds())
             self.batch.save(
-                update_fields=["status", "job_ref", "pending_local", "not_before", "heartbeat_at"]
+                update_fields=[
+                    "status",
+                    "job_ref",
+                    "record_keys",
+                    "pending_local",
+                    "not_before",
+                    "heartbeat_at",
+                ]
             )
         self.result.waiting_job = True
 
     def poll(self) -> BatchResult:
         """Ask the vendor whether the batch's job finished; commit its results when it has."""
         connector = self.connector = make_connector(self.ctx)
+        records = [
+            OutRecord(e.record_key, e.match_value, {}, e.destination_id, bool(e.payload_hash))
+            for e in self.entries.values()
+        ]
         try:
-            results = connector.poll(self.batch.job_ref)
+            results = connector.poll(self.batch.job_ref, records)
         except ConnectorError as exc:
             results = None
             if exc.kind in (ErrorKind.AUTH, ErrorKind.CONFIG):
                 self.result.pause_reason = f"{exc.kind.value}: {exc.message}"
+            elif exc.kind == ErrorKind.RATE_LIMITED and exc.retry_after:
+                self.result.poll_in = exc.retry_after  # the budget is held: ask after the wait
         finally:
             connector.http.close()
         if results is None:
+            wait = self.result.poll_in or job_poll_seconds()
             SyncBatch.objects.filter(pk=self.batch.pk).update(
                 status=BatchStatus.WAITING,
-                not_before=timezone.now() + timedelta(seconds=JOB_POLL_SECONDS),
+                not_before=timezone.now() + timedelta(seconds=wait),
             )
             self.result.waiting_job = True
             return self.result
@@ -232,7 +324,7 @@ class BatchDelivery:
         self._commit({r.key: r for r in results}, local)
         return self.result
 
-    def _record_intent(self, sending) -> None:
+    def _record_intent(self, sending, *, persist_all: bool = False) -> None:
         """Note each write's idempotency key; before a write that may create a record, commit
         the intent and its time first. After a crash a create-only sync looks the record up
         instead of creating it again, and any sync can tell from the vendor's creation time
@@ -252,9 +344,12 @@ class BatchDelivery:
                 entry.status = LedgerStatus.INTENT_CREATE
                 entry.intent_at = entry.intent_at or now
                 first_writes.append(entry)
-        if first_writes:
+        # A job's records are all noted before it is submitted: a worker that takes over from
+        # a loaded job commits what was sent, not what the source holds by then.
+        written = [entry for entry, _ in sending] if persist_all else first_writes
+        if written:
             rows_update(
-                LedgerEntry, first_writes, ["idempotency_key", "sent_hash", "status", "intent_at"]
+                LedgerEntry, written, ["idempotency_key", "sent_hash", "status", "intent_at"]
             )
 
     # --- delete ------------------------------------------------------------------------------
@@ -306,7 +401,9 @@ class BatchDelivery:
         are dead-lettered with the vendor's message (replayable). Records of this batch that
         were not in the refused request go on in a batch of their own."""
         entries = list(self.entries.values())
-        size = self.ctx.destination.max_batch
+        # A job is one request: all of it was refused. Its halves go in ordinary requests.
+        size = len(entries) if self.batch.kind == JOB else self.ctx.destination.max_batch
+        kind = "upsert" if self.batch.kind == JOB else self.batch.kind
         refused, rest = entries[:size], entries[size:]  # the failed request comes first
         split = len(refused) > 1 and self.batch.splits < MAX_SPLITS
         parts = [([e.record_key for e in rest], 0)] if rest else []
@@ -319,7 +416,7 @@ class BatchDelivery:
         with transaction.atomic():
             new = SyncBatch.objects.bulk_create(
                 [
-                    SyncBatch(run=self.run, kind=self.batch.kind, record_keys=keys, splits=depth)
+                    SyncBatch(run=self.run, kind=kind, record_keys=keys, splits=depth)
                     for keys, depth in parts
                 ]
             )

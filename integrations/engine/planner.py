@@ -130,11 +130,13 @@ class SyncContext:
         connector=None,
         *,
         new: bool = False,
+        known: bool | None = None,
     ) -> Decision:
         """Map, hash and gate one source row against its ledger entry.
 
         ``new``: the record has no ledger entry yet. If it passes the gate it will be sent,
         and the delivery computes the hash of what it sends, so planning skips hashing it.
+        ``known``: the destination confirmed the record before (default: from ``entry``).
         """
         sync = self.sync
         key = str(row["_key"])
@@ -145,6 +147,14 @@ class SyncContext:
             payload[sync.match_destination_field] = match_value
         gate = self._gate(row, match_value, duplicate_of, connector, key, payload)
         consent = row.get("_consent") if sync.consent_purpose else None
+        if known is None:
+            known = entry is not None and bool(entry.payload_hash)
+        if gate and gate[0] == "suppressed" and known and self._opts_out(row, payload):
+            # Withdrawn at a destination that keeps the person (a CRM): the record it holds is
+            # marked opted out, nothing else is sent, and it is never deleted for it.
+            opt_out = self.destination.opt_out_field
+            payload = {sync.match_destination_field: payload[sync.match_destination_field]}
+            payload[opt_out], gate = True, None
         if new and not gate:
             return Decision(key, "send", "", payload, match_value, "", "", consent)
         payload_hash = hash_payload(
@@ -173,6 +183,13 @@ class SyncContext:
                     else f"still not sendable: {entry.last_error}"
                 )
         return decision
+
+    def _opts_out(self, row, payload) -> bool:
+        """The destination has an opt-out flag the sync maps, and the person withdrew."""
+        opt_out = self.destination.opt_out_field
+        consent = row.get("_consent")
+        status = getattr(consent, "status", consent)  # a status, or a provider's decision
+        return bool(opt_out) and opt_out in payload and status == "withdrawn"
 
     def _gate(self, row, match_value, duplicate_of, connector, key, payload):
         sync = self.sync

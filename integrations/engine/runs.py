@@ -20,7 +20,7 @@ from audit.models import Outcome
 from exports.query import ExportInputError
 from integrations.engine.access import plan_access_log
 from integrations.engine.dispatch import dispatch_batches, dispatch_polls, dispatch_run
-from integrations.engine.executor import JOB_POLL_SECONDS, BatchDelivery
+from integrations.engine.executor import JOB, BatchDelivery, job_poll_seconds
 from integrations.engine.planner import CONSENT_UNAVAILABLE, Planner
 from integrations.engine.state import connection_mark_failed, run_end, sync_pause
 from integrations.mapping import MappingError
@@ -58,11 +58,23 @@ def run_execute(*, run_id: int) -> None:
         _run_config_error(run, exc)
         return
     max_batch = planner.ctx.destination.max_batch
-    per_task = max_batch * planner.ctx.connector_cls.requests_per_task
+    connector_cls = planner.ctx.connector_cls
+    per_task = max_batch * connector_cls.requests_per_task
+    # Vendor jobs (Salesforce Bulk API 2.0): a run with more than the threshold to send goes in
+    # batches of a job each. Whether it has is known once that many are planned (or the plan
+    # ends), so the first flush waits for them.
+    job_size = connector_cls.job_size(
+        sync.destination_object, mode=sync.mode, destination_config=sync.destination_config or {}
+    )
+    threshold = connector_cls.job_threshold(sync.destination_object) if job_size else 0
+    in_jobs = False
 
     def deliver(keys: list[str], kind: str) -> None:
         """Hand planned records to delivery tasks at once (the plan goes on meanwhile)."""
+        nonlocal in_jobs
         size = per_task if kind == "upsert" else max_batch
+        if kind == "upsert" and job_size and (in_jobs or len(keys) > threshold):
+            in_jobs, kind, size = True, JOB, job_size
         with transaction.atomic():
             batches = SyncBatch.objects.bulk_create(
                 SyncBatch(run=run, kind=kind, record_keys=keys[i : i + size])
@@ -73,7 +85,8 @@ def run_execute(*, run_id: int) -> None:
             )
             dispatch_batches([b.pk for b in batches])
 
-    planner.on_keys, planner.flush_size = deliver, per_task
+    planner.on_keys = deliver
+    planner.flush_size = max(threshold + 1, job_size) if job_size else per_task
     started, outcome = time.monotonic(), Outcome.ERROR
     try:
         result = planner.plan()
@@ -154,7 +167,7 @@ def _after_batch(batch, delivery, result) -> None:
             message=result.pause_reason,
         )
     if result.waiting_job:
-        dispatch_polls([batch.pk], JOB_POLL_SECONDS)
+        dispatch_polls([batch.pk], result.poll_in or job_poll_seconds())
         return
     if result.retry_in is not None:
         delivery.requeue()

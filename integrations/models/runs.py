@@ -112,7 +112,7 @@ class SyncBatch(models.Model):
     """Up to one task's worth of ledger entries (a few vendor requests), delivered by one task."""
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
-    kind = models.CharField(max_length=8, default="upsert")  # upsert | delete
+    kind = models.CharField(max_length=8, default="upsert")  # upsert | delete | job
     record_keys = models.JSONField(help_text="The ledger's record keys this batch delivers.")
     status = models.CharField(
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.QUEUED

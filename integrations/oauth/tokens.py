@@ -71,9 +71,10 @@ class TokenSource:
             raise self._not_connected()
         return self._renew(seen=grant.version)
 
-    def grant(self) -> OAuthGrant:
-        """The connection's grant as stored (account, API address, scopes)."""
-        if self._grant is None:
+    def grant(self, *, fresh: bool = False) -> OAuthGrant:
+        """The connection's grant as stored (account, API address, scopes); ``fresh``: read
+        again (after a renewal that may have brought the API address)."""
+        if self._grant is None or fresh:
             self._grant = self._load()[1]
         return self._grant
 

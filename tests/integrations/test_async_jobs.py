@@ -42,7 +42,7 @@ class JobVendor(Connector):
         JobVendor.jobs[job] = records
         return [RecordResult(r.key, Outcome.ACCEPTED, job_ref=job) for r in records]
 
-    def poll(self, job_ref):
+    def poll(self, job_ref, records):
         JobVendor.polls[job_ref] = JobVendor.polls.get(job_ref, 0) + 1
         if JobVendor.polls[job_ref] < 2:
             return None

@@ -15,6 +15,8 @@ from tests.fakes.hubspot_oauth import CLIENT_ID as HS_ID
 from tests.fakes.hubspot_oauth import CLIENT_SECRET as HS_SECRET
 from tests.fakes.mailchimp_oauth import CLIENT_ID as MC_ID
 from tests.fakes.mailchimp_oauth import CLIENT_SECRET as MC_SECRET
+from tests.fakes.salesforce_oauth import CLIENT_ID as SF_ID
+from tests.fakes.salesforce_oauth import CLIENT_SECRET as SF_SECRET
 from tests.integrations.oauth.tiny import tiny  # noqa: F401 - a fixture
 from tests.operations.conftest import integration_admin, smtp  # noqa: F401 - fixtures
 from tests.page_text import page_text
@@ -26,6 +28,7 @@ def oauth_apps(settings):
     settings.MKT_OAUTH_CLIENTS = {
         "hubspot": {"client_id": HS_ID, "client_secret": HS_SECRET},
         "mailchimp": {"client_id": MC_ID, "client_secret": MC_SECRET},
+        "salesforce": {"client_id": SF_ID, "client_secret": SF_SECRET},
     }
     settings.MKT_BASE_URL = "http://testserver"
 
@@ -36,7 +39,7 @@ def oauth_connection(vendor: str, server, *, name: str | None = None) -> Connect
         name=name or f"{vendor} oauth",
         vendor=vendor,
         auth_kind="oauth2",
-        base_url=server.url + ("/3.0" if vendor == "mailchimp" else ""),
+        base_url=getattr(server, "base_url", server.url),
         rate_limit_requests=10_000,
         rate_limit_seconds=1,
     )
@@ -87,7 +90,9 @@ def text(response) -> str:
 
 def token_calls(fake, grant_type: str | None = None) -> list:
     """The requests to the vendor's token endpoint itself (not introspect or revoke)."""
-    path = "/oauth/v3/token" if fake.name == "hubspot" else "/oauth2/token"
+    path = getattr(fake, "token_path", None) or (
+        "/oauth/v3/token" if fake.name == "hubspot" else "/oauth2/token"
+    )
     return [
         call
         for call in fake.calls(path, method="POST")
