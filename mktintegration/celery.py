@@ -21,4 +21,6 @@ app.conf.beat_schedule = {
     "check-connections": {"task": "operations.check_connections", "schedule": 60.0},
     "evaluate-alerts": {"task": "operations.evaluate_alerts", "schedule": 120.0},
     "reap-stale-sync-runs": {"task": "integrations.reap", "schedule": 60.0},
+    # Records a daily quota deferred go when its next window opens (docs/syncs.md).
+    "resume-quota-deferred-syncs": {"task": "integrations.quota_resume", "schedule": 60.0},
 }

@@ -4,6 +4,10 @@ The records are read from the source again and gated again (consent and region a
 at send time, failing closed), sent through the connector under the connection's shared rate
 budget, and each record's result is committed to the ledger in one transaction, after the
 destination answered. A record the destination did not confirm is never marked synced.
+
+A batch that meets its account's spent daily quota (the rate budget refused the request, or
+the vendor said so) is deferred: its records stay pending, counted ``deferred``, and go with
+the run that starts when the quota's next window opens.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -23,7 +27,7 @@ from integrations.connectors.base import Outcome, OutRecord, RecordResult
 from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import Decision, SyncContext
 from integrations.engine.ratelimit import RateWaitTooLong
-from integrations.engine.state import run_counters_add
+from integrations.engine.state import run_counters_add, sync_quota_resume
 from integrations.models import (
     DeadLetter,
     LedgerEntry,
@@ -33,7 +37,7 @@ from integrations.models import (
 )
 from integrations.models.runs import BatchStatus
 from integrations.selectors import connector_for
-from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.errors import ConnectorError, ErrorKind, QuotaSpent
 
 MAX_BACKOFF = 900.0
 # A request the vendor refuses as a whole is halved at most this often to find the record at
@@ -89,6 +93,8 @@ class BatchDelivery:
                 self._commit(self._delete(connector), {})
             else:
                 self._upsert(connector)
+        except QuotaSpent as exc:
+            self._defer(exc)
         except RateWaitTooLong as exc:
             self.result.retry_in = exc.wait
         except ConnectorError as exc:
@@ -208,18 +214,21 @@ class BatchDelivery:
     def poll(self) -> BatchResult:
         """Ask the vendor whether the batch's job finished; commit its results when it has."""
         connector = self.connector = make_connector(self.ctx)
+        wait = JOB_POLL_SECONDS
         try:
             results = connector.poll(self.batch.job_ref)
         except ConnectorError as exc:
             results = None
             if exc.kind in (ErrorKind.AUTH, ErrorKind.CONFIG):
                 self.result.pause_reason = f"{exc.kind.value}: {exc.message}"
+            elif isinstance(exc, QuotaSpent):
+                wait = max(exc.retry_after or 0.0, JOB_POLL_SECONDS)  # asked again tomorrow
         finally:
             connector.http.close()
         if results is None:
             SyncBatch.objects.filter(pk=self.batch.pk).update(
                 status=BatchStatus.WAITING,
-                not_before=timezone.now() + timedelta(seconds=JOB_POLL_SECONDS),
+                not_before=timezone.now() + timedelta(seconds=wait),
             )
             self.result.waiting_job = True
             return self.result
@@ -330,6 +339,17 @@ class BatchDelivery:
                 },
                 {},
             )
+
+    def _defer(self, exc: QuotaSpent) -> None:
+        """The account's daily quota is spent: the records wait for its next window (pending,
+        planned again by the run that starts then), never failed or dead-lettered."""
+        with transaction.atomic():
+            LedgerEntry.objects.filter(pk__in=list(self.entries)).update(
+                last_error=f"deferred: {exc.message}"[:1000]
+            )
+            self.result.counts["deferred"] += len(self.entries)
+            sync_quota_resume(sync_id=self.sync.pk, at=datetime.fromtimestamp(exc.resets_at, UTC))
+            self._finish_batch()
 
     def _leave_pending(self, reason: str) -> None:
         """Records stay pending in the ledger (planned again next run); counted as failed now."""
