@@ -80,7 +80,7 @@ class ConnectBackend(BaseOAuth2PKCE):
         self.flow = flow
         self.secrets = dict(secrets or {})
         for attribute in URL_ATTRIBUTES:
-            declared = getattr(type(self), attribute, "") or ""
+            declared = self.declared_url(attribute)
             if declared:
                 setattr(self, attribute, endpoint(declared, connection=connection, flow=flow))
         self.http = HttpClient(
@@ -90,6 +90,12 @@ class ConnectBackend(BaseOAuth2PKCE):
             timeout=TOKEN_TIMEOUT,
         )
         super().__init__(strategy, redirect_uri)
+
+    def declared_url(self, attribute: str) -> str:
+        """The vendor's endpoint ``attribute`` names (``ACCESS_TOKEN_URL``...): the class's,
+        or, for vendors with one host per account (Marketo's Munchkin host), built from the
+        connection (``self.connection`` is set)."""
+        return getattr(type(self), attribute, "") or ""
 
     # --- 1. settings ---------------------------------------------------------------------
     def setting(self, name: str, default=None):

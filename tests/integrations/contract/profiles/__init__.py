@@ -6,9 +6,10 @@ from __future__ import annotations
 from tests.integrations.contract.profiles.base import ObjectProfile, VendorProfile
 from tests.integrations.contract.profiles.hubspot import HubSpotProfile
 from tests.integrations.contract.profiles.mailchimp import MailchimpProfile
+from tests.integrations.contract.profiles.marketo import MarketoProfile
 
 PROFILES: dict[str, VendorProfile] = {
-    profile.vendor: profile for profile in (HubSpotProfile(), MailchimpProfile())
+    profile.vendor: profile for profile in (HubSpotProfile(), MailchimpProfile(), MarketoProfile())
 }
 HERE = "tests/integrations/contract/profiles"
 
