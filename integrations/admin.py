@@ -178,6 +178,7 @@ class SyncAdmin(ObjectPermissionAdmin):
         "pause_reason",
         "config_version",
         "source_watermark",
+        "quota_resume_at",
         "created_at",
         "updated_at",
     )
@@ -358,6 +359,7 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
         "invalid",
         "suppressed",
         "blocked",
+        "deferred",
         "rejected",
         "dead_lettered",
         "failed",

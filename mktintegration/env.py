@@ -50,6 +50,22 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from exc
 
 
+def env_float(name: str, default: float, *, low: float, high: float) -> float:
+    """A number in ``(low, high]``; anything else names the variable and the range."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low < value <= high:  # NaN fails too
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} must be a number more than {low:g} and at most {high:g}."
+        )
+    return value
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     raw = env_str(name)
     if raw is None:

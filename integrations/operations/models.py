@@ -89,6 +89,7 @@ class AlertKind(models.TextChoices):
     SCHEDULE_MISSED = "schedule_missed", "Scheduled run did not start"
     MIRROR_GUARD = "mirror_guard", "Mirror delete guard tripped"
     SYNC_PAUSED = "sync_paused", "Sync paused"
+    QUOTA_HIGH = "quota_high", "Daily quota mostly used"
 
 
 class AlertStatus(models.TextChoices):
