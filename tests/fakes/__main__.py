@@ -2,6 +2,7 @@
 
     python -m tests.fakes --vendor hubspot --port 8101
     python -m tests.fakes --vendor mailchimp --port 8102 --rate-limit 10/1
+    python -m tests.fakes --vendor marketo --port 8103
 
 It prints the URL and the credential to use, serves until Ctrl-C, then prints how many requests
 it saw and every shape violation.
@@ -16,8 +17,13 @@ import threading
 from tests.fakes.base import FakeVendor
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
+from tests.fakes.marketo import MUNCHKIN_ID, FakeMarketo
 
-VENDORS: dict[str, type[FakeVendor]] = {"hubspot": FakeHubSpot, "mailchimp": FakeMailchimp}
+VENDORS: dict[str, type[FakeVendor]] = {
+    "hubspot": FakeHubSpot,
+    "mailchimp": FakeMailchimp,
+    "marketo": FakeMarketo,
+}
 
 
 def _rate_limit(text: str) -> tuple[int, float]:
@@ -30,6 +36,12 @@ def _rate_limit(text: str) -> tuple[int, float]:
 
 def describe(fake: FakeVendor) -> list[str]:
     """What a client needs to reach ``fake``."""
+    if isinstance(fake, FakeMarketo):
+        return [
+            f"Marketo emulator on {fake.url}  (REST {fake.url}/rest, identity {fake.url}/identity)",
+            f"  auth: client credentials {fake.client_id} / {fake.credential}",
+            f'  connection config: {{"munchkin_id": "{MUNCHKIN_ID}"}}',
+        ]
     if isinstance(fake, FakeMailchimp):
         return [
             f"Mailchimp emulator on {fake.url}  (API root {fake.base_url})",
