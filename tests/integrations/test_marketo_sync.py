@@ -1,5 +1,6 @@
-"""Marketo beyond the contract suite: its errors inside HTTP 200 bodies, each by kind (606/615
-wait, 607 stops for the day, 1018 pauses, per-record skips are rejected with Marketo's reason),
+"""Marketo beyond the contract suite: its errors inside HTTP 200 bodies, each by kind (601/602
+buy a token again once, 606/615 wait, 607 stops for the day, 1018 pauses, per-record skips
+1003/1004/1006/1007 are rejected with Marketo's reason),
 its limits (1 MB bodies, 8 KB URIs, ASCII e-mail addresses), the Munchkin host per connection,
 and mappings Marketo cannot take refused before anything is sent."""
 
@@ -20,7 +21,7 @@ from integrations.models import (
     SyncBatch,
 )
 from integrations.selectors import connector_for
-from integrations.services import sync_run_start, sync_save
+from integrations.services import sync_run_start, sync_save, sync_set_paused
 from tests.factories import CompanyFactory, ConsentRecordFactory, ContactFactory
 from tests.fakes import marketo_errors
 from tests.integrations.conftest import make_sync, start_and_drive
@@ -78,12 +79,17 @@ def test_sync_leads_sends_the_modes_action_and_the_match_field_as_lookup_field(
     assert all("partitionName" not in w.body for w in _writes(marketo))
 
 
-def test_a_606_holds_the_instance_for_marketos_20_second_window_at_no_attempt(
-    marketo_connection, marketo, clock
+@pytest.mark.parametrize(
+    ("code", "wait"),
+    [("606", 20), ("615", 5)],
+    ids=["606 over 100 calls in 20 s", "615 over 10 calls at once"],
+)
+def test_a_606_or_615_holds_the_instance_and_the_batch_waits_at_no_attempt(
+    marketo_connection, marketo, clock, code, wait
 ):
     clock.now = datetime(2026, 3, 11, 12, tzinfo=UTC).timestamp()
     _contacts(2)
-    marketo.fail_next(1, status=200, body=marketo_errors.failure("606").body)
+    marketo.fail_next(1, status=200, body=marketo_errors.failure(code).body)
     run = sync_run_start(sync=_lead_sync(marketo_connection), trigger="manual")
     run_execute(run_id=run.pk)
     batch = SyncBatch.objects.get(run=run)
@@ -92,8 +98,8 @@ def test_a_606_holds_the_instance_for_marketos_20_second_window_at_no_attempt(
 
     batch.refresh_from_db()
     assert (batch.status, batch.attempt) == ("queued", 0)
-    assert batch.not_before == datetime(2026, 3, 11, 12, 0, 20, tzinfo=UTC)
-    clock.advance(18)
+    assert batch.not_before == datetime(2026, 3, 11, 12, 0, wait, tzinfo=UTC)
+    clock.advance(wait - 2)
     batch_execute(batch_id=batch.pk)  # too early: the engine does not claim it
     assert len(_writes(marketo)) == 1
     clock.advance(2)
@@ -129,6 +135,83 @@ def test_a_607_stops_for_the_day_defers_the_records_and_asks_marketo_nothing_mor
     clock.now = midnight_cst.timestamp()
     again = start_and_drive(sync)
     assert (again.created, again.deferred) == (3, 0)
+
+
+@pytest.mark.parametrize("code", ["601", "602"], ids=["601 token invalid", "602 token expired"])
+def test_a_token_marketo_refuses_is_bought_again_once_and_the_run_delivers(
+    marketo_connection, marketo, code
+):
+    _contacts(3)
+    sync = _lead_sync(marketo_connection)
+    connector_for(marketo_connection).test_connection()  # a token bought and in use
+    bought = len(marketo.token_requests())
+    marketo.fail_next(1, status=200, body=marketo_errors.failure(code).body)
+
+    run = start_and_drive(sync)
+
+    assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 3, 0), run.counts()
+    assert len(marketo.token_requests()) == bought + 1
+    assert [w.response_body["success"] for w in _writes(marketo)] == [False, True]
+
+
+@pytest.mark.parametrize("code", ["601", "602"])
+def test_a_token_refused_again_after_renewal_pauses_the_sync_and_loses_nothing(
+    marketo_connection, marketo, code
+):
+    _contacts(3)
+    sync = _lead_sync(marketo_connection)
+    connector_for(marketo_connection).test_connection()  # a token bought and in use
+    bought = len(marketo.token_requests())
+    marketo.fail_next(2, status=200, body=marketo_errors.failure(code).body)
+
+    run = start_and_drive(sync)
+
+    sync.refresh_from_db()
+    assert (run.status, run.failed, run.dead_lettered) == (RunStatus.PAUSED, 3, 0), run.counts()
+    assert sync.paused and code in sync.pause_reason
+    assert len(marketo.token_requests()) == bought + 1  # renewed once, not in a loop
+    assert len(_writes(marketo)) == 2
+    sync_set_paused(sync=sync, paused=False)
+    assert start_and_drive(sync).created == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("1003", "Value for field 'company' is locked by a CRM sync rule"),
+        ("1004", "Lead not found"),
+        ("1006", "Field 'firstName' not found"),
+    ],
+)
+def test_a_skipped_lead_is_dead_lettered_with_marketos_code_and_reason(
+    marketo_connection, marketo, code, message
+):
+    kept, skipped = _contacts(2)
+    marketo.reject_values("lead", "email", skipped.email, code, message)
+    sync = _lead_sync(marketo_connection)
+
+    run = start_and_drive(sync)
+
+    assert (run.status, run.created, run.dead_lettered) == (RunStatus.PARTIAL, 1, 1), run.counts()
+    letter = DeadLetter.objects.get(sync=sync)
+    assert (letter.record_key, letter.error_code) == (str(skipped.pk), code)
+    assert letter.error == f"Marketo {code}: {message}"
+    assert marketo.find("lead", "email", kept.email) is not None
+    assert marketo.find("lead", "email", skipped.email) is None
+
+
+def test_update_only_leaves_a_lead_marketo_does_not_have_unchanged_not_rejected(
+    marketo_connection, marketo
+):
+    existing, missing = _contacts(2)
+    marketo.add_record("lead", {"email": existing.email}, match="email")
+
+    run = start_and_drive(_lead_sync(marketo_connection, mode="update_only"))
+
+    assert (run.updated, run.unchanged, run.dead_lettered) == (1, 1, 0), run.counts()
+    [write] = _writes(marketo)
+    assert [r["status"] for r in write.response_body["result"]][1] == "skipped"
+    assert marketo.find("lead", "email", missing.email) is None
 
 
 def test_a_field_gone_at_marketo_is_a_per_record_rejection_with_marketos_reason(
