@@ -1,6 +1,7 @@
 """Marketo's daily quota end to end, against an emulator whose quota is small: a run three
 times the quota completes over three of Marketo's days (a fake clock), the oldest changes
-first, nothing lost, nothing sent twice, and never a request over the quota."""
+first, nothing lost, nothing sent twice, and never a request over the quota; meanwhile the
+deferred records are in the ledger (admin) with the time they go."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -9,6 +10,7 @@ import pytest
 from exports.backbone.models import Company
 from integrations.models import DeadLetter, LedgerEntry, RunStatus, Sync, SyncRun, Trigger
 from integrations.services import quota_runs_start
+from mktintegration import roles
 from tests.factories import CompanyFactory
 from tests.integrations.conftest import drive, make_marketo_connection, make_sync, start_and_drive
 
@@ -29,7 +31,7 @@ def _companies(n):
     return list(Company.objects.order_by("updated_at", "id"))  # oldest change first
 
 
-def test_a_run_three_times_the_daily_quota_completes_over_three_days(marketo, clock):
+def test_a_run_three_times_the_daily_quota_completes_over_three_days(marketo, clock, client_for):
     clock.now = NOON.timestamp()
     marketo.set_daily_limit(QUOTA, utc_offset_hours=-6)
     connection = make_marketo_connection(marketo, daily_quota_requests=QUOTA)
@@ -42,6 +44,12 @@ def test_a_run_three_times_the_daily_quota_completes_over_three_days(marketo, cl
     )
 
     runs = [start_and_drive(sync)]
+    ledger = client_for(roles.INTEGRATION_ADMIN).get(
+        "/admin/integrations/ledgerentry/", {"status": "pending"}
+    )
+    waiting = ledger.content.decode()
+    assert "2400 ledger entries" in waiting  # every deferred record, pending in the ledger
+    assert waiting.count("it goes when the next window opens, at 2026-03-12 06:00 UTC") == 50
     for day in (1, 2):
         resume = Sync.objects.get(pk=sync.pk).quota_resume_at
         assert resume == MIDNIGHT_CST + timedelta(days=day - 1)
