@@ -9,7 +9,7 @@ import json
 import pytest
 
 from integrations.services import connection_test, connector_for
-from tests.factories import ConsentRecordFactory, ContactFactory
+from tests.factories import CompanyFactory, ConsentRecordFactory, ContactFactory
 from tests.fakes.marketo import FakeMarketo
 from tests.fakes.openapi import marketo_spec_problems, marketo_specs
 from tests.fakes.wire import RecordedRequest
@@ -52,6 +52,15 @@ def test_every_call_the_connector_makes_is_in_marketos_swagger(marketo_connectio
             mode=mode,
         )
         start_and_drive(sync)
+    CompanyFactory.create_batch(2)
+    start_and_drive(
+        make_sync(
+            marketo_connection,
+            obj="companies",
+            mappings=[("name", "company")],
+            match=("external_id", "externalCompanyId"),
+        )
+    )
     marketo.expire_tokens()  # 602 in a 200 body, then a new token
     connector_for(marketo_connection).list_fields("leads", {})
 
@@ -63,6 +72,7 @@ def test_every_call_the_connector_makes_is_in_marketos_swagger(marketo_connectio
         "GET /rest/v1/leads.json",
         "GET /rest/v1/companies.json",
         "POST /rest/v1/leads.json",
+        "POST /rest/v1/companies.json",
     }
     assert any(r.response_body.get("success") is False for r in marketo.requests if r.status)
     assert marketo_spec_problems(marketo.requests) == []
