@@ -284,8 +284,11 @@ def test_companies_are_synced_by_external_company_id_with_dedupe_fields(
 
 def test_a_request_over_1_mb_is_split_so_that_marketo_takes_it(marketo_connection, marketo):
     marketo.add_lead_field("notes", "text")
-    _contacts(300, title="x" * 4000)  # 300 leads of about 4 KB: 1.2 MB in one request
-    sync = _lead_sync(marketo_connection, mappings=[*LEADS, ("title", "notes")])
+    _contacts(300, title="x" * 100)
+    sync = _lead_sync(marketo_connection)
+    # A text field of 4,200 characters per lead (the source's title is at most 150): 300 leads
+    # are 1.3 MB in one request.
+    FieldMapping.objects.create(sync=sync, template="{title}" * 42, destination_field="notes")
 
     run = start_and_drive(sync)
 
