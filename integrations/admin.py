@@ -186,6 +186,7 @@ class SyncAdmin(ObjectPermissionAdmin):
         "pause_reason",
         "config_version",
         "source_watermark",
+        "quota_resume_at",
         "created_at",
         "updated_at",
     )

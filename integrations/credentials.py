@@ -141,7 +141,8 @@ def _grant_write(connection, values, *, before, answer, user) -> None:
         grant.account_id, grant.account_name = answer.account_id, answer.account_name
         grant.region, grant.api_endpoint = answer.region, answer.api_endpoint
         grant.scopes = list(answer.scopes or ())
-    elif tokens != previous:  # seeded (configure API) or removed: nothing known yet
+    elif tokens != previous or (flow.kind == CLIENT_CREDENTIALS and dict(values) != before):
+        # Seeded (configure API), removed, or new client credentials: nothing known yet.
         grant.token_expires_at = grant.expires_at = None
         grant.account_id = grant.account_name = grant.region = grant.api_endpoint = ""
         grant.scopes = []

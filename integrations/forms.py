@@ -62,6 +62,7 @@ class ConnectionForm(forms.ModelForm):
             "allowed_regions",
             "rate_limit_requests",
             "rate_limit_seconds",
+            "daily_quota_requests",
         ]
 
     def __init__(self, *args, can_edit_credentials: bool = True, **kwargs):

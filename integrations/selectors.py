@@ -11,6 +11,7 @@ from django.core.cache import cache
 
 from integrations.connectors import connector_class
 from integrations.connectors.base import DestinationField, RateSpec
+from integrations.engine.quota import QuotaPlan, QuotaStatus
 from integrations.engine.ratelimit import RateBudget
 from integrations.models import Connection, Sync
 from mktintegration.http import HttpClient
@@ -21,18 +22,39 @@ FIELDS_CACHE_SECONDS = 900
 def connector_for(connection: Connection):
     """The connection's connector, its requests drawing from the connection's shared rate
     budget (the vendor's default, or the connection's own), as every request to the vendor
-    does: deliveries, look-ups, field lists and tests alike."""
+    does: deliveries, look-ups, field lists and tests alike; and, where the vendor has one,
+    from its account's daily quota (shared by every connection to that account)."""
     cls = connector_class(connection.vendor)
     spec = cls.default_rate
     if connection.rate_limit_requests and connection.rate_limit_seconds:
         spec = RateSpec(connection.rate_limit_requests, connection.rate_limit_seconds)
-    http = HttpClient(
-        vendor=cls.slug,
-        connection_id=connection.pk,
-        allowed_hosts=cls.allowed_hosts,
-        throttle=RateBudget(connection_id=connection.pk, spec=spec) if connection.pk else None,
+    http = HttpClient(vendor=cls.slug, connection_id=connection.pk, allowed_hosts=cls.allowed_hosts)
+    connector = cls(connection=connection, secrets=connection.get_credentials(), http=http)
+    if connection.pk:
+        http.throttle = RateBudget(
+            connection_id=connection.pk, spec=spec, quota=quota_plan(connector)
+        )
+    return connector
+
+
+def quota_plan(connector) -> QuotaPlan | None:
+    """The daily quota a connector's requests count against (None: the vendor has none)."""
+    quota = connector.daily_quota
+    if quota is None:
+        return None
+    return QuotaPlan(
+        account=f"{connector.slug}:{connector.quota_account()}",
+        quota=quota,
+        override=connector.connection.daily_quota_requests,
+        label=connector.label,
     )
-    return cls(connection=connection, secrets=connection.get_credentials(), http=http)
+
+
+def connection_quota(connection: Connection) -> QuotaStatus | None:
+    """The connection's vendor account's daily quota as of now (None: the vendor has none)."""
+    if not connection.pk or connector_class(connection.vendor).daily_quota is None:
+        return None
+    return connector_for(connection).http.throttle.quota_status()
 
 
 def destination_fields(

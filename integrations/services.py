@@ -270,6 +270,26 @@ def sync_run_start(*, sync: Sync, trigger: str, user=None, full: bool = False) -
     return run
 
 
+def quota_runs_start(*, now=None) -> int:
+    """Start a run of every sync whose records the daily quota deferred, once the quota's
+    next window is open (beat: every minute). A sync with a run going keeps its turn for the
+    next minute."""
+    now = now or timezone.now()
+    started = 0
+    for sync in Sync.objects.filter(
+        quota_resume_at__lte=now, enabled=True, paused=False
+    ).select_related("connection"):
+        try:
+            sync_run_start(sync=sync, trigger=Trigger.QUOTA)
+        except SyncBusy:
+            continue
+        Sync.objects.filter(pk=sync.pk, quota_resume_at=sync.quota_resume_at).update(
+            quota_resume_at=None
+        )
+        started += 1
+    return started
+
+
 def sync_preview(*, sync: Sync, user=None, client_address: str | None = None) -> SyncRun:
     """Plan without writing or sending: counts per bucket and the first payloads. The records
     shown are access-logged (integrations.engine.access)."""

@@ -36,6 +36,14 @@ def run_schedule_task(*, sync_id: int) -> None:
         sync_run_start(sync=sync, trigger=Trigger.SCHEDULE)
 
 
+@shared_task(name="integrations.quota_resume", ignore_result=True)
+def quota_resume_task() -> int:
+    """Beat's entry point: runs for the syncs whose quota-deferred records may go now."""
+    from integrations.services import quota_runs_start
+
+    return quota_runs_start()
+
+
 @shared_task(name="integrations.reap", ignore_result=True)
 def reap_task() -> dict:
     return runs.runs_reap()

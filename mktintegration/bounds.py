@@ -115,6 +115,8 @@ LOOKBACK_MINUTES = Range(0, 10_080, "minutes")
 # A connection's own rate budget: requests per window, and the window.
 RATE_LIMIT_REQUESTS = Range(1, 1_000_000, "requests")
 RATE_LIMIT_SECONDS = Range(0.001, 86_400, "seconds")
+# A connection's own daily quota (requests per day): at least one, at most a hundred million.
+DAILY_QUOTA_REQUESTS = Range(1, 100_000_000, "requests")
 SHARE = Range(0, 1)
 # Rows: a scheduled file's cap and an export request's limit (the role's limit applies too).
 EXPORT_ROWS = Range(1, 1_000_000_000, "rows")

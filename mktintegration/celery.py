@@ -25,4 +25,6 @@ app.conf.beat_schedule = {
     # read, retention (docs/webhooks.md); events out: retries and retention (docs/events-out.md).
     "webhooks-maintain": {"task": "webhooks.maintain", "schedule": 30.0},
     "events-out-maintain": {"task": "events_out.maintain", "schedule": 15.0},
+    # Records a daily quota deferred go when its next window opens (docs/syncs.md).
+    "resume-quota-deferred-syncs": {"task": "integrations.quota_resume", "schedule": 60.0},
 }

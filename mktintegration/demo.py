@@ -40,6 +40,7 @@ def reset_demo_users(*, password_factory: Callable[[], str]) -> dict[str, str]:
 # objects that use them.
 DEMO_HUBSPOT_PORT = 8101
 DEMO_MAILCHIMP_PORT = 8102
+DEMO_MARKETO_PORT = 8103
 
 
 def demo_integrations_create() -> list[str]:
@@ -49,6 +50,7 @@ def demo_integrations_create() -> list[str]:
 
     from exports.models import ExportDestination, ExportSchedule
     from exports.services import export_destination_save, export_schedule_save
+    from integrations.credentials import connection_credentials_save
     from integrations.models import Connection, FieldMapping, Sync
     from integrations.services import sync_schedule_apply
 
@@ -56,12 +58,17 @@ def demo_integrations_create() -> list[str]:
     manager = User.objects.filter(username="manager").first()
     created = []
 
-    def connection(name, vendor, auth_kind, base_url, credentials):
+    def connection(name, vendor, auth_kind, base_url, credentials, config=None):
         obj = Connection.objects.filter(name=name).first()
         if obj is None:
-            obj = Connection(name=name, vendor=vendor, auth_kind=auth_kind, base_url=base_url)
-            obj.set_credentials(credentials)
-            obj.save()
+            obj = Connection(
+                name=name,
+                vendor=vendor,
+                auth_kind=auth_kind,
+                base_url=base_url,
+                config=config or {},
+            )
+            connection_credentials_save(connection=obj, values=credentials)
             created.append(f"connection {name}")
         return obj
 
@@ -78,6 +85,14 @@ def demo_integrations_create() -> list[str]:
         "api_key",
         f"http://127.0.0.1:{DEMO_MAILCHIMP_PORT}/3.0",
         {"api_key": "mc-test-key-us14"},
+    )
+    marketo = connection(
+        "Marketo (demo emulator)",
+        "marketo",
+        "client_credentials",
+        f"http://127.0.0.1:{DEMO_MARKETO_PORT}",
+        {"client_id": "mkto-client-id", "client_secret": "mkto-client-secret"},
+        config={"munchkin_id": "284-RPR-133"},
     )
 
     def sync(name, mappings, **fields):
@@ -124,6 +139,23 @@ def demo_integrations_create() -> list[str]:
             consent_purpose="email_marketing",
             every_minutes=60,
         ),
+        sync(
+            "EU contacts to Marketo leads",
+            [
+                ("first_name", "firstName"),
+                ("last_name", "lastName"),
+                ("title", "title"),
+                ("company_name", "company"),
+            ],
+            connection=marketo,
+            dataset="contacts",
+            filters={"region": "eu"},
+            destination_object="leads",
+            match_source_field="email",
+            match_destination_field="email",
+            consent_purpose="email_marketing",
+            every_minutes=60,
+        ),
     ]
     destination = ExportDestination.objects.filter(name="Local exports folder").first()
     if destination is None:
@@ -148,7 +180,7 @@ def demo_integrations_create() -> list[str]:
         )
         created.append("export schedule Daily health scores")
     if manager is not None:
-        for obj in (hubspot, mailchimp):
+        for obj in (hubspot, mailchimp, marketo):
             assign_perm("integrations.view_connection", manager, obj)
         for obj in syncs:
             for perm in ("view_sync", "change_sync", "run_sync", "preview_sync", "pause_sync"):

@@ -50,7 +50,11 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from exc
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str, default: float, *, low: float | None = None, high: float | None = None
+) -> float:
+    """A finite number; with ``low``/``high``, in ``(low, high]``: anything else names the
+    variable (and the range)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -60,6 +64,10 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from exc
     if value != value or value in (float("inf"), float("-inf")):
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number.")
+    if low is not None and high is not None and not low < value <= high:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} must be a number more than {low:g} and at most {high:g}."
+        )
     return value
 
 

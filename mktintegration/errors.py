@@ -30,3 +30,17 @@ class ConnectorError(Exception):
 
     def __str__(self):
         return self.message
+
+
+class QuotaSpent(ConnectorError):
+    """The vendor account's daily quota is spent until ``resets_at`` (epoch seconds): the
+    records wait for the next window (deferred), they are never failed for it."""
+
+    def __init__(self, message: str, *, resets_at: float, now: float, status: int | None = None):
+        super().__init__(
+            message,
+            kind=ErrorKind.RATE_LIMITED,
+            status=status,
+            retry_after=max(resets_at - now, 0.0),
+        )
+        self.resets_at = resets_at

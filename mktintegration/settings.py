@@ -535,6 +535,8 @@ MKT_ALERT_DEAD_LETTER_THRESHOLD = env_int("MKT_ALERT_DEAD_LETTER_THRESHOLD", 100
 MKT_ALERT_MISSED_GRACE_MINUTES = env_int("MKT_ALERT_MISSED_GRACE_MINUTES", 10)
 MKT_ALERT_REPEAT_MINUTES = env_int("MKT_ALERT_REPEAT_MINUTES", 60)
 MKT_ALERT_EXPIRY_WARNING_DAYS = env_int("MKT_ALERT_EXPIRY_WARNING_DAYS", 7)
+# A vendor account that has used this share of its daily quota raises an alert (docs/syncs.md).
+MKT_ALERT_QUOTA_SHARE = env_float("MKT_ALERT_QUOTA_SHARE", 0.8, low=0, high=1)
 # The real-time objective: p95 of source change -> confirmed at the destination, seconds.
 MKT_SLO_P95_SECONDS = env_int("MKT_SLO_P95_SECONDS", 60)
 # /metrics answers a bearer token (if set) or, without one, these networks (direct requests,

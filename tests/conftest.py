@@ -169,6 +169,19 @@ def mailchimp():
 
 
 @pytest.fixture
+def marketo():
+    """The Marketo emulator; every request a test made and every answer it gave is held to
+    Marketo's own Swagger (kept in tests/fakes/specs/marketo)."""
+    from tests.fakes.marketo import FakeMarketo
+    from tests.fakes.openapi import marketo_spec_problems
+
+    with FakeMarketo() as server:
+        yield server
+    problems = marketo_spec_problems(server.requests)
+    assert not problems, "off Marketo's Swagger:\n" + "\n".join(problems)
+
+
+@pytest.fixture
 def api():
     """``api(user)`` or ``api(token=raw)``: a DRF test client authenticated either way."""
 

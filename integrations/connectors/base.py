@@ -20,12 +20,22 @@ so a new vendor fits without engine changes:
   ``poll_feedback`` (vendors without webhooks); ``suppress`` opts a person out of e-mail at
   the destination when consent is withdrawn elsewhere (docs/webhooks.md).
 - OAuth auth kinds are declared in ``token_flows`` (``integrations.oauth.flows``): requests
-  sent with ``send`` carry an access token renewed when due, and a 401 renews it once and sends
-  the request once more.
+  sent with ``send`` carry an access token renewed when due, and a refused token (a 401, or
+  what ``token_rejected`` recognises: Marketo's 601/602 in a 200 body) renews it once and
+  sends the request once more;
+- a vendor that allows so many requests a day per account declares ``daily_quota``
+  (``DailyQuota``: the allowance, a calendar day in the vendor's time zone or a rolling 24 h)
+  and may read the vendor's own count from each answer (``quota_usage``); when the vendor says
+  the day's allowance is gone (Marketo 607, Pardot 122, Salesforce REQUEST_LIMIT_EXCEEDED,
+  Constant Contact ``quota_exceeded``) it raises ``self.quota_spent(message)``. The shared
+  budget (``integrations.engine.quota``) counts every request against it, the planner plans a
+  run to fit what is left (``quota_requests`` says what a batch costs) and records that do not
+  fit are *deferred* to the next window (docs/syncs.md#daily-quotas).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +43,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from integrations.connectors.feedback import FeedbackEvent, InboundWebhook
-from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.errors import ConnectorError, ErrorKind, QuotaSpent
 from mktintegration.http import HttpClient, Response, retry_after_seconds
 
 
@@ -75,6 +85,28 @@ class DestinationField:
 class RateSpec:
     requests: int
     per_seconds: float
+
+
+@dataclass(frozen=True)
+class DailyQuota:
+    """A vendor's allowance of requests per day for one account, shared by every integration
+    on it. ``requests`` is the vendor's usual allowance (a connection may set its own: plans
+    differ). A calendar day starts at midnight in ``timezone`` (an IANA name, "UTC" or a fixed
+    offset such as "-06:00"); ``rolling`` counts any 24 hours instead (Salesforce)."""
+
+    requests: int
+    timezone: str = "UTC"
+    rolling: bool = False
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """What the vendor says about the day's allowance in one answer (``Sforce-Limit-Info:
+    api-usage=18/15000``, ``X-HubSpot-RateLimit-Daily-Remaining``): the requests counted in
+    the current window, and the allowance when it says."""
+
+    used: int
+    limit: int | None = None
 
 
 @dataclass
@@ -167,6 +199,8 @@ class Connector:
     webhook_auth: ClassVar[str] = ""
     # The vendor checks the receiver URL with a GET that must answer 200 (Mailchimp).
     webhook_validation_get: ClassVar[bool] = False
+    # The vendor's daily allowance per account (None: the vendor has none).
+    daily_quota: ClassVar[DailyQuota | None] = None
 
     def __init__(self, *, connection, secrets: dict[str, str], http: HttpClient | None = None):
         self.connection = connection
@@ -316,6 +350,38 @@ class Connector:
         One result per record: UPDATED when the vendor confirmed, else REJECTED or RETRY."""
         raise NotImplementedError
 
+    # --- daily quota (optional) ---------------------------------------------------------------
+    def quota_account(self) -> str:
+        """Who the vendor counts the daily quota for: connections to the same account share
+        it (Marketo: the instance's Munchkin id). Default: the connection itself."""
+        return f"connection-{self.connection.pk}"
+
+    def quota_usage(self, response: Response) -> QuotaUsage | None:
+        """The vendor's own count of the day's requests in this answer, if it reports one."""
+        return None
+
+    def quota_requests(self, object_name: str, mode: str, records: int) -> int:
+        """How many requests writing ``records`` records costs (the planner fits a run in what
+        is left of the quota with it). Default: one request per ``max_batch`` records; add the
+        look-ups a mode needs and the polls of a job."""
+        size = self.objects[object_name].max_batch
+        return -(-records // size)
+
+    def quota_spent(self, message: str, *, resets_at: float | None = None) -> QuotaSpent:
+        """The vendor said the day's allowance is gone: hold the account's budget until the
+        window ends (or ``resets_at``, epoch seconds) and return the error to raise."""
+        throttle = self.http.throttle
+        exhaust = getattr(throttle, "quota_exhausted", None)
+        if exhaust is not None:
+            return exhaust(message, resets_at=resets_at)
+        now = time.time()
+        return QuotaSpent(message, resets_at=resets_at or now + 3600.0, now=now)
+
+    def token_rejected(self, response: Response) -> bool:
+        """Whether the vendor refused the access token of this answer (renewed once, and the
+        request sent again). Default: a 401."""
+        return response.status_code == 401
+
     def authenticate(self, token: str | None, headers: dict | None) -> dict[str, Any]:
         """The keyword arguments that authenticate a request: ``token`` (the OAuth access
         token, or None for a static secret) as a bearer by default."""
@@ -327,13 +393,24 @@ class Connector:
         renewed when due, and a 401 renews it once and sends the request once more (a 401
         means nothing was applied)."""
         token = self.tokens.access_token() if self.tokens is not None else None
-        response = self.http.request(method, url, **self.authenticate(token, headers), **kwargs)
-        if response.status_code == 401 and self.tokens is not None:
+        response = self._observed(
+            self.http.request(method, url, **self.authenticate(token, headers), **kwargs)
+        )
+        if self.tokens is not None and self.token_rejected(response):
             renewed = self.tokens.after_rejection(token)
             if renewed is not None:
-                response = self.http.request(
-                    method, url, **self.authenticate(renewed, headers), **kwargs
+                response = self._observed(
+                    self.http.request(method, url, **self.authenticate(renewed, headers), **kwargs)
                 )
+        return response
+
+    def _observed(self, response: Response) -> Response:
+        """Tell the shared budget what the vendor says about the day's allowance."""
+        observe = getattr(self.http.throttle, "quota_observe", None)
+        if observe is not None and self.daily_quota is not None:
+            usage = self.quota_usage(response)
+            if usage is not None:
+                observe(usage)
         return response
 
     def url(self, path: str) -> str:

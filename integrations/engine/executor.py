@@ -5,6 +5,10 @@ at send time, failing closed: the consent service is asked afresh, and a record 
 answer for is deferred, not sent), sent through the connector under the connection's shared rate
 budget, and each record's result is committed to the ledger in one transaction, after the
 destination answered. A record the destination did not confirm is never marked synced.
+
+A batch that meets its account's spent daily quota (the rate budget refused the request, or
+the vendor said so) is deferred: its records stay pending, counted ``deferred``, and go with
+the run that starts when the quota's next window opens.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import hashlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +28,7 @@ from integrations.connectors.base import JobTicket, Outcome, OutRecord, RecordRe
 from integrations.engine.ledger_io import EntryRow, ledger_entries, rows_update
 from integrations.engine.planner import DEFERRED, Decision, SyncContext
 from integrations.engine.ratelimit import RateWaitTooLong
-from integrations.engine.state import run_counters_add
+from integrations.engine.state import run_counters_add, sync_quota_resume
 from integrations.events_out.outbox import outbox_deliveries
 from integrations.models import (
     DeadLetter,
@@ -35,7 +39,7 @@ from integrations.models import (
 )
 from integrations.models.runs import BatchStatus
 from integrations.selectors import connector_for
-from mktintegration.errors import ConnectorError, ErrorKind
+from mktintegration.errors import ConnectorError, ErrorKind, QuotaSpent
 
 MAX_BACKOFF = 900.0
 _DELIVERED = (Outcome.CREATED, Outcome.UPDATED)
@@ -106,6 +110,8 @@ class BatchDelivery:
                 self._submit_job(connector)
             else:
                 self._upsert(connector)
+        except QuotaSpent as exc:
+            self._defer(exc)
         except RateWaitTooLong as exc:
             self.result.retry_in = exc.wait
         except ConnectorError as exc:
@@ -308,6 +314,8 @@ class BatchDelivery:
             results = None
             if exc.kind in (ErrorKind.AUTH, ErrorKind.CONFIG):
                 self.result.pause_reason = f"{exc.kind.value}: {exc.message}"
+            elif isinstance(exc, QuotaSpent):  # asked again when the quota's window opens
+                self.result.poll_in = max(exc.retry_after or 0.0, job_poll_seconds())
             elif exc.kind == ErrorKind.RATE_LIMITED and exc.retry_after:
                 self.result.poll_in = exc.retry_after  # the budget is held: ask after the wait
         finally:
@@ -436,6 +444,17 @@ class BatchDelivery:
                 },
                 {},
             )
+
+    def _defer(self, exc: QuotaSpent) -> None:
+        """The account's daily quota is spent: the records wait for its next window (pending,
+        planned again by the run that starts then), never failed or dead-lettered."""
+        with transaction.atomic():
+            LedgerEntry.objects.filter(pk__in=list(self.entries)).update(
+                last_error=f"deferred: {exc.message}"[:1000]
+            )
+            self.result.counts["deferred"] += len(self.entries)
+            sync_quota_resume(sync_id=self.sync.pk, at=datetime.fromtimestamp(exc.resets_at, UTC))
+            self._finish_batch()
 
     def _leave_pending(self, reason: str) -> None:
         """Records stay pending in the ledger (planned again next run); counted as failed now."""

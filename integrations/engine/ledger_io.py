@@ -213,6 +213,9 @@ def ledger_update(sync_id: int, rows: list[PlannedRow]) -> None:
                 "FROM ledger_plan p WHERE l.sync_id = %s AND l.record_key = p.record_key",
                 [now, sync_id],
             )
+            # ON COMMIT empties it only at the outermost commit: inside a transaction a later
+            # call would join these rows too, and PostgreSQL picks either for a key.
+            cursor.execute("DELETE FROM ledger_plan")
         else:
             cursor.executemany(
                 f"UPDATE {TABLE} SET status = %s, plan_hash = %s, "

@@ -5,6 +5,11 @@ look-back window), plus every ledger entry still pending or failed, plus (mirror
 this sync created that left the source. Each candidate is mapped, hashed, gated, and diffed
 against the ledger; it lands in exactly one bucket with a reason. The cost grows with what
 changed, not with the table: unchanged rows are not even read on an incremental plan.
+
+Where the destination has a daily quota and what the run would send may not fit in what is
+left of it, the plan is cut to fit (``integrations.engine.quota_fit``): the records changed
+longest ago go, the others are *deferred* (pending, planned again by the run that starts when
+the quota's next window opens).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from integrations.engine.ledger_io import (
     ledger_states,
     ledger_update,
 )
+from integrations.engine.quota_fit import QuotaFit, quota_fit
 from integrations.engine.source import SourceReader
 from integrations.mapping import build_payload, compile_mappings, source_fields
 from integrations.mapping import payload_hash as hash_payload
@@ -44,7 +50,8 @@ log = logging.getLogger(__name__)
 PREVIEW_PAYLOADS = 20
 ANALYZE_AFTER_ROWS = 10_000
 RETRY_STATUSES = (LedgerStatus.PENDING, LedgerStatus.FAILED, LedgerStatus.INTENT_CREATE)
-# Not sent for want of a consent answer (fail closed): stays pending, planned again next run.
+# Not sent now: stays pending, planned again next run (no consent answer: fail closed; a
+# daily quota's next window).
 DEFERRED = "deferred"
 CONSENT_UNAVAILABLE = "consent unavailable: "  # how a deferred record's reason starts
 
@@ -70,6 +77,7 @@ class Decision:
     payload_hash: str = ""
     plan_hash: str = ""
     consent: ConsentDecision | None = None  # what allowed a consent-gated send (evidence)
+    changed_at: str = ""  # the source row's last change (read where a daily quota applies)
 
 
 _CONTEXTS: dict[tuple, SyncContext] = {}
@@ -108,6 +116,8 @@ class SyncContext:
         extra = [dataset.key, sync.match_source_field]
         if dataset.region_field in dataset.field_names:
             extra.append(dataset.region_field)
+        if connector_cls.daily_quota is not None and dataset.updated_at in dataset.field_names:
+            extra.append(dataset.updated_at)  # a plan cut to fit goes oldest change first
         base = export_query_parse(dataset, sync.filters or {}, allow_cursor=False)
         reader = SourceReader(
             base, source_fields(compiled, extra), consent_purpose=sync.consent_purpose
@@ -155,13 +165,26 @@ class SyncContext:
             opt_out = self.destination.opt_out_field
             payload = {sync.match_destination_field: payload[sync.match_destination_field]}
             payload[opt_out], gate = True, None
+        changed_at = str(row.get(self.dataset.updated_at) or "")
         if new and not gate:
-            return Decision(key, "send", "", payload, match_value, "", "", consent)
+            return Decision(
+                key, "send", "", payload, match_value, "", "", consent, changed_at=changed_at
+            )
         payload_hash = hash_payload(
             (sync.destination_object, sync.match_destination_field, match_value), payload
         )
         plan_hash = hashlib.sha256(f"{payload_hash}|{gate}".encode()).hexdigest()
-        decision = Decision(key, "send", "", payload, match_value, payload_hash, plan_hash, consent)
+        decision = Decision(
+            key,
+            "send",
+            "",
+            payload,
+            match_value,
+            payload_hash,
+            plan_hash,
+            consent,
+            changed_at=changed_at,
+        )
         if gate:
             decision.bucket, decision.reason = gate
         if entry is not None:
@@ -286,6 +309,8 @@ class Planner:
         # (and with the rest at the end), so delivery starts while the plan goes on.
         self.on_keys: Callable[[list[str], str], None] | None = None
         self.flush_size = 0
+        # A daily quota the run may not fit in: sends are held, then cut to fit.
+        self.fit: QuotaFit | None = None
 
     def plan(self) -> PlanResult:
         sync = self.sync
@@ -299,6 +324,7 @@ class Planner:
             since = sync.source_watermark - timedelta(minutes=sync.lookback_minutes)
         started = timezone.now()
         empty_ledger = not LedgerEntry.objects.filter(sync=sync).exists()
+        self.fit = quota_fit(self.ctx, self.connector, since=since, retry_statuses=RETRY_STATUSES)
         for rows in self.ctx.reader.changed(since):
             self.rows_read += len(rows)
             self._plan_rows(rows, skip_ledger=empty_ledger)
@@ -306,6 +332,8 @@ class Planner:
         self._plan_leftovers()
         if sync.mode == "mirror":
             self._plan_deletes()
+        if self.fit is not None:
+            self.fit.cut(self)
         if self.inserted >= ANALYZE_AFTER_ROWS:
             ledger_analyze()
         self._flush(final=True)
@@ -314,7 +342,7 @@ class Planner:
 
     def _flush(self, *, final: bool = False) -> None:
         result = self.result
-        if self.on_keys is None:
+        if self.on_keys is None or (self.fit is not None and not final):
             return
         size = len(result.send_keys) if final else self.flush_size
         while size and len(result.send_keys) >= size:
@@ -430,6 +458,8 @@ class Planner:
         if self.dry_run:
             # Preview: counts and the first payloads; nothing is written or sent.
             for d in decisions:
+                if self.fit is not None and d.bucket == "send":
+                    self.fit.hold(self.ctx, d, None)
                 if len(result.preview) < PREVIEW_PAYLOADS and d.bucket != "unchanged":
                     shown: dict[str, Any] = {
                         "key": d.key,
@@ -458,7 +488,9 @@ class Planner:
                 status = LedgerStatus.INTENT_CREATE  # the executor looks it up before creating
             row = PlannedRow(d.key, status, d.plan_hash, self._match_key(d.match_value), d.reason)
             (new if entry is None else changed).append(row)
-            if d.bucket == "send":
+            if d.bucket == "send" and self.fit is not None:
+                self.fit.hold(self.ctx, d, row)
+            elif d.bucket == "send":
                 result.send_keys.append(d.key)
         ledger_insert(self.sync.pk, new)
         self.inserted += len(new)

@@ -114,13 +114,29 @@ class SourceReader:
         for row, decision in zip(rows, decisions, strict=True):
             row["_consent"] = decision
 
+    def _changed_clause(self, since: datetime | None) -> tuple[list[str], list[Any]]:
+        if since is None or not self.dataset.changed_since:
+            return [], []
+        keys = " UNION ".join(self.dataset.changed_since)
+        params = [_ts(self.dialect, since)] * len(self.dataset.changed_since)
+        return [f"{self.key_sql} IN ({keys})"], params
+
+    def count_changed(self, since: datetime | None) -> int:
+        """How many rows ``changed(since)`` would give (one COUNT, no rows read)."""
+        extra, extra_params = self._changed_clause(since)
+        query = ExportQuery(dataset=self.dataset, fields=[], filters=self.base.filters)
+        where, params = where_sql(query, self.dialect)
+        clauses = ([where[len(" WHERE ") :]] if where else []) + extra
+        sql = f"SELECT COUNT(*) FROM {self.dataset.from_sql}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(f"({c})" for c in clauses)
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params + extra_params)
+            return int(cursor.fetchone()[0])
+
     def changed(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
         """All matching rows (since=None) or those that may have changed since ``since``."""
-        extra, extra_params = [], []
-        if since is not None and self.dataset.changed_since:
-            keys = " UNION ".join(self.dataset.changed_since)
-            extra.append(f"{self.key_sql} IN ({keys})")
-            extra_params = [_ts(self.dialect, since)] * len(self.dataset.changed_since)
+        extra, extra_params = self._changed_clause(since)
         after = None
         consent = self._consent()
         while True:

@@ -21,6 +21,12 @@ def sync_pause(*, sync: Sync, reason: str) -> None:
     sync.save(update_fields=["paused", "pause_reason", "updated_at"])
 
 
+def sync_quota_resume(*, sync_id: int, at) -> None:
+    """Records of the sync were deferred by the daily quota: a run starts at ``at``, when
+    its next window opens (``integrations.services.quota_runs_start``)."""
+    Sync.objects.filter(pk=sync_id).update(quota_resume_at=at)
+
+
 def run_end(run: SyncRun, status: str, *, error: str = "") -> None:
     SyncRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now(), error=error)
 

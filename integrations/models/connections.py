@@ -44,6 +44,13 @@ class Connection(models.Model):
     rate_limit_seconds = models.FloatField(
         null=True, blank=True, validators=bounds.RATE_LIMIT_SECONDS.validators()
     )
+    daily_quota_requests = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=bounds.DAILY_QUOTA_REQUESTS.validators(),
+        help_text="Requests the vendor account allows per day (default: the vendor's usual "
+        "allowance; only for vendors with a daily quota).",
+    )
     status = models.CharField(
         max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED
     )

@@ -45,6 +45,7 @@ class Trigger(models.TextChoices):
     API = "api", "API"
     REPLAY = "replay", "Dead-letter replay"
     PREVIEW = "preview", "Preview"
+    QUOTA = "quota", "Daily quota's next window"
 
 
 class SyncRun(models.Model):
@@ -76,7 +77,8 @@ class SyncRun(models.Model):
     invalid = models.PositiveIntegerField(default=0)
     suppressed = models.PositiveIntegerField(default=0)
     blocked = models.PositiveIntegerField(default=0)
-    # Not sent because the consent service could not answer; planned again on the next run.
+    # Not sent now, planned again on the next run: the consent service could not answer, or
+    # the daily quota's next window.
     deferred = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     dead_lettered = models.PositiveIntegerField(default=0)
@@ -146,3 +148,19 @@ class RateBucket(models.Model):
 
     def __str__(self):
         return f"rate bucket of {self.connection_id}"
+
+
+class DailyQuotaCount(models.Model):
+    """The requests counted against one vendor account's daily quota when Redis is not
+    configured (integrations.engine.quota): per counting slot (the day, or an hour of a
+    rolling day), what the vendor last reported as the allowance, and until when the vendor
+    said it is spent."""
+
+    account = models.CharField(max_length=200, primary_key=True, help_text="<vendor>:<account>")
+    slots = models.JSONField(default=dict, help_text="slot start (epoch seconds) -> requests")
+    reported_limit = models.PositiveIntegerField(null=True, blank=True)
+    spent_until = models.FloatField(default=0, help_text="epoch seconds")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"daily quota count of {self.account}"

@@ -63,6 +63,14 @@ class Sync(models.Model):
     config_version = models.PositiveIntegerField(default=1, editable=False)
     planned_config_version = models.PositiveIntegerField(default=0, editable=False)
     source_watermark = models.DateTimeField(null=True, blank=True, editable=False)
+    # Records were deferred by the daily quota: a run starts when its next window opens.
+    quota_resume_at = models.DateTimeField(
+        "deferred records go at",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The daily quota deferred records: a run starts when its next window opens.",
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -92,8 +92,9 @@ class ConnectBackend(BaseOAuth2PKCE):
         super().__init__(strategy, redirect_uri)
 
     def declared_url(self, attribute: str) -> str:
-        """The endpoint as the vendor's backend declares it (a connection's login host may
-        change it: Salesforce sandboxes)."""
+        """The vendor's endpoint ``attribute`` names (``ACCESS_TOKEN_URL``...): the class's,
+        or one built from the connection (``self.connection`` is set): a Salesforce login host
+        (sandboxes), Marketo's Munchkin host."""
         return getattr(type(self), attribute, "") or ""
 
     # --- 1. settings ---------------------------------------------------------------------

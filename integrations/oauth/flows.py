@@ -49,6 +49,7 @@ class AuthorizationCode:
     # What the configure API may give instead of a Connect (infrastructure as code).
     seed_secrets: tuple[str, ...] = ("refresh_token",)
     sandbox_hosts: tuple[str, ...] = ()
+    renew_margin_seconds: ClassVar[float | None] = None
     kind: ClassVar[str] = AUTHORIZATION_CODE
     secret_fields: ClassVar[tuple[str, ...]] = ()  # nothing is typed in: tokens come by Connect
 
@@ -79,6 +80,10 @@ class ClientCredentials:
     backend: type  # an integrations.oauth.backends.ClientCredentialsBackend subclass
     secret_fields: tuple[str, ...] = ("client_id", "client_secret")
     sandbox_hosts: tuple[str, ...] = ()
+    # Seconds before its expiry a token is renewed (None: MKT_OAUTH_REFRESH_MARGIN_SECONDS).
+    # 0 for vendors that answer a token request with the same token until it expires
+    # (Marketo [K2]): it is used to its end, and a refusal then buys the next one.
+    renew_margin_seconds: float | None = None
     kind: ClassVar[str] = CLIENT_CREDENTIALS
     seed_secrets: ClassVar[tuple[str, ...]] = ()
     scopes: ClassVar[tuple[str, ...]] = ()

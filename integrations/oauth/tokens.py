@@ -110,10 +110,11 @@ class TokenSource:
         self._token, self._expires = token, grant.token_expires_at
         return token
 
-    @staticmethod
-    def _due(expires: datetime | None) -> bool:
-        margin = timedelta(seconds=settings.MKT_OAUTH_REFRESH_MARGIN_SECONDS)
-        return expires is not None and expires - timezone.now() <= margin
+    def _due(self, expires: datetime | None) -> bool:
+        margin = self.flow.renew_margin_seconds
+        if margin is None:
+            margin = settings.MKT_OAUTH_REFRESH_MARGIN_SECONDS
+        return expires is not None and expires - timezone.now() <= timedelta(seconds=margin)
 
     def _can_renew(self, credentials: dict[str, str]) -> bool:
         if self.flow.kind == CLIENT_CREDENTIALS:
@@ -206,9 +207,10 @@ class TokenSource:
     def _client_refused(self, exc: SocialAuthBaseException) -> ConnectorError:
         why = exc.provider_code or exc.code
         if self.flow.kind == CLIENT_CREDENTIALS:
+            status = f" with HTTP {exc.status_code}" if exc.status_code else ""
             return ConnectorError(
-                f"{self.label} refused the connection's client id and secret ({why}): enter "
-                "them again on the connection's page",
+                f"{self.label} refused the connection's client id and secret ({why}){status}: "
+                "enter them again on the connection's page",
                 kind=ErrorKind.AUTH,
             )
         return ConnectorError(

@@ -14,6 +14,7 @@ from exports.models import RunStatus as ExportRunStatus
 from integrations.models import Connection, ConnectionCheck, RunStatus, Sync, SyncRun
 from integrations.models.runs import BUCKETS
 from integrations.operations import charts, slo
+from integrations.operations.quotas import quota_rows
 from integrations.operations.status import (
     connection_statuses,
     export_statuses,
@@ -53,8 +54,10 @@ def dashboard_context(user, *, now: datetime | None = None) -> dict:
     syncs = objects_for(user, Sync)
     schedules = objects_for(user, ExportSchedule)
     sync_tiles = sync_statuses(syncs, now=now)
+    resume = dict(syncs.exclude(quota_resume_at=None).values_list("pk", "quota_resume_at"))
     for tile in sync_tiles:
         tile.progress = _progress(tile.active_run)
+        tile.quota_resume_at = resume.get(tile.id)
     runs = SyncRun.objects.filter(sync__in=syncs, queued_at__gte=since).exclude(
         status=RunStatus.PREVIEW
     )
@@ -63,6 +66,8 @@ def dashboard_context(user, *, now: datetime | None = None) -> dict:
     return {
         "now": now,
         "connection_tiles": connection_statuses(connections, now=now),
+        "quota_rows": quota_rows(connections),
+        "quota_alert_share": settings.MKT_ALERT_QUOTA_SHARE,
         "sync_tiles": sync_tiles,
         "export_tiles": export_statuses(schedules, now=now),
         "runs_chart": _runs_chart(runs, days),

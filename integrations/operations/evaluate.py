@@ -3,7 +3,8 @@
 It computes every object's state with the same rules as the status API and reports changes:
 sync or export schedule into failing and back to healthy, a connection's credentials
 rejected (and accepted again) or about to expire, a sync's open dead letters crossing the
-threshold, and scheduled runs that should have started and did not.
+threshold, scheduled runs that should have started and did not, and a vendor account that has
+used MKT_ALERT_QUOTA_SHARE of its daily quota (integrations.operations.quotas).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from integrations.oauth.flows import AuthorizationCode, flow_for
 from integrations.operations import alerts
 from integrations.operations.alerts import _set_alerting, alert_send, recipients_for, state_observe
 from integrations.operations.models import AlertKind
+from integrations.operations.quotas import quota_evaluate
 from integrations.operations.status import (
     DEGRADED,
     FAILING,
@@ -60,6 +62,8 @@ def evaluate_all(*, now: datetime | None = None) -> dict[str, int]:
     for connection in Connection.objects.all():
         count(connection_evaluate(connection, now=now))
         count(_expiry(connection, now=now))
+    for alert in quota_evaluate(Connection.objects.all(), now=now):
+        count(alert)
     raised["retried"] = alerts.alerts_retry_failed(now=now)
     return raised
 

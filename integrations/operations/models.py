@@ -91,6 +91,7 @@ class AlertKind(models.TextChoices):
     SYNC_PAUSED = "sync_paused", "Sync paused"
     VENDOR_NOTICE = "vendor_notice", "Vendor reported a problem"
     SUPPRESSION_FAILED = "suppression_failed", "Opt-out not confirmed by a destination"
+    QUOTA_HIGH = "quota_high", "Daily quota mostly used"
 
 
 class AlertStatus(models.TextChoices):

@@ -2,7 +2,8 @@
 
     python -m tests.fakes --vendor hubspot --port 8101
     python -m tests.fakes --vendor mailchimp --port 8102 --rate-limit 10/1
-    python -m tests.fakes --vendor consent --port 8103   # the consent service (MKT_CONSENT_URL)
+    python -m tests.fakes --vendor marketo --port 8103
+    python -m tests.fakes --vendor consent --port 8110   # the consent service (MKT_CONSENT_URL)
 
 It prints the URL and the credential to use, serves until Ctrl-C, then prints how many requests
 it saw and every shape violation.
@@ -18,11 +19,13 @@ from tests.fakes.base import FakeVendor
 from tests.fakes.consent import FakeConsentService
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
+from tests.fakes.marketo import MUNCHKIN_ID, FakeMarketo
 
 VENDORS: dict[str, type[FakeVendor]] = {
     "hubspot": FakeHubSpot,
     "mailchimp": FakeMailchimp,
     "consent": FakeConsentService,
+    "marketo": FakeMarketo,
 }
 
 
@@ -36,6 +39,12 @@ def _rate_limit(text: str) -> tuple[int, float]:
 
 def describe(fake: FakeVendor) -> list[str]:
     """What a client needs to reach ``fake``."""
+    if isinstance(fake, FakeMarketo):
+        return [
+            f"Marketo emulator on {fake.url}  (REST {fake.url}/rest, identity {fake.url}/identity)",
+            f"  auth: client credentials {fake.client_id} / {fake.credential}",
+            f'  connection config: {{"munchkin_id": "{MUNCHKIN_ID}"}}',
+        ]
     if isinstance(fake, FakeConsentService):
         return [
             f"Consent service emulator on {fake.url}  (MKT_CONSENT_URL={fake.url})",

@@ -8,7 +8,8 @@ pipeline (``_serve``):
 2. auth: missing or malformed credentials -> a violation and the vendor's 401; a wrong
    credential -> the 401 only (a stale token is a legitimate client state);
 3. shape checks (content type, JSON, query names, the route's own validator) -> violations;
-4. limits: concurrency cap, then the sliding window -> the vendor's 429, not applied;
+4. limits: concurrency cap, then the sliding window -> the vendor's 429, not applied; then the
+   daily limit (``set_daily_limit``; public endpoints such as OAuth's are not counted);
 5. any violation -> the vendor's 400, not applied;
 6. injected faults (``fail_next`` / ``delay_next`` / ``drop_next``), consumed by write requests;
 7. the route handler, which reads and changes the store under the state lock, so each write
@@ -27,7 +28,7 @@ import traceback
 from typing import Any, Self
 
 from tests.fakes import wire
-from tests.fakes.limits import Fault, FaultQueue, RateStatus, SlidingWindow
+from tests.fakes.limits import DailyLimit, Fault, FaultQueue, RateStatus, SlidingWindow
 from tests.fakes.routing import Auth, Handler, Route, Validator, match_route, shape_problems
 from tests.fakes.vendor_http import HttpServerThread
 from tests.fakes.wire import RecordedRequest, Request, Response
@@ -39,6 +40,8 @@ class FakeVendor:
     name = "vendor"
     #: Reported (not enforced) until ``set_rate_limit`` is called: (max requests, per seconds).
     nominal_rate_limit: tuple[int, float] = (100, 10.0)
+    #: Enforce ``nominal_rate_limit`` from the start (and after ``reset()``).
+    enforce_nominal_rate_limit = False
     #: The concurrency cap after construction and ``reset()`` (``None``: no cap).
     default_max_concurrency: int | None = None
     #: How the credential is sent, for violation messages.
@@ -94,8 +97,11 @@ class FakeVendor:
             self._violations: list[str] = []
             self._rate_limited = 0
             self._faults = FaultQueue()
-            self._window = SlidingWindow(*self.nominal_rate_limit, enforced=False)
+            self._window = SlidingWindow(
+                *self.nominal_rate_limit, enforced=self.enforce_nominal_rate_limit
+            )
             self._max_concurrency = self.default_max_concurrency
+            self._daily: DailyLimit | None = None
             self.reset_store()
 
     @property
@@ -158,6 +164,24 @@ class FakeVendor:
         """Stop enforcing the sliding window (the default)."""
         with self._lock:
             self._window = SlidingWindow(*self.nominal_rate_limit, enforced=False)
+
+    def set_daily_limit(self, max_requests: int, *, utc_offset_hours: float = 0.0) -> None:
+        """Accept at most ``max_requests`` requests per calendar day (the vendor's day starts at
+        midnight ``utc_offset_hours`` from UTC); more get ``daily_limited_response``."""
+        with self._lock:
+            self._daily = DailyLimit(max_requests, utc_offset_hours)
+
+    @property
+    def daily_used(self) -> int:
+        """Requests counted against today's limit (0 without one)."""
+        with self._lock:
+            return self._daily.used_today(time.time()) if self._daily else 0
+
+    @property
+    def daily_refused(self) -> int:
+        """Requests answered as over the daily limit (a client that plans to fit: 0)."""
+        with self._lock:
+            return self._daily.refused if self._daily else 0
 
     def fail_next(
         self,
@@ -259,6 +283,10 @@ class FakeVendor:
         """The vendor's 429 (``concurrency``: the simultaneous-connection cap was hit)."""
         raise NotImplementedError
 
+    def daily_limited_response(self, req: Request) -> Response:
+        """The vendor's answer to a request over its daily limit."""
+        raise NotImplementedError
+
     def fault_response(self, status: int) -> Response:
         """The vendor's error body for an injected ``status``."""
         raise NotImplementedError
@@ -294,12 +322,18 @@ class FakeVendor:
 
     # -- the pipeline ---------------------------------------------------------------------
 
-    def _check_limits(self, req: Request) -> Response | None:
+    def _check_limits(self, req: Request, route: Route) -> Response | None:
         now = time.monotonic()
         over_cap = self._max_concurrency is not None and self._in_flight > self._max_concurrency
         if over_cap or not self._window.try_acquire(now):
             self._rate_limited += 1
             return self.rate_limited_response(req, self._window.status(now), over_cap)
+        if (
+            self._daily is not None
+            and not route.public
+            and not self._daily.try_acquire(time.time())
+        ):
+            return self.daily_limited_response(req)
         return None
 
     def _gate(self, req: Request) -> tuple[Route | None, Response | None, str | None]:
@@ -317,7 +351,7 @@ class FakeVendor:
         problems = shape_problems(route, req)
         for problem in problems:
             self.violate(req, problem)
-        limited = self._check_limits(req)
+        limited = self._check_limits(req, route)
         if limited is not None:
             return route, limited, wire.RATE_LIMITED
         if problems:

@@ -134,3 +134,38 @@ class FaultQueue:
     def clear(self) -> None:
         """Forget every pending fault."""
         self._faults.clear()
+
+
+class DailyLimit:
+    """At most ``max_requests`` accepted requests per calendar day, the day starting at
+    midnight at ``utc_offset_hours`` (Marketo: 12:00 AM CST, -6; Constant Contact: 00:00 UTC).
+
+    Uses ``time.time()`` (not the monotonic clock): a test's fake clock moves the vendor's day
+    as it moves ours. Only accepted requests are counted (emulator choice).
+    """
+
+    def __init__(self, max_requests: int, utc_offset_hours: float = 0.0):
+        if max_requests < 1:
+            raise ValueError("a daily limit needs max_requests >= 1")
+        self.max_requests = max_requests
+        self.offset = utc_offset_hours * 3600
+        self._day: int | None = None
+        self.used = 0
+        self.refused = 0  # requests answered "quota spent"
+
+    def day(self, now: float) -> int:
+        return int((now + self.offset) // 86_400)
+
+    def try_acquire(self, now: float) -> bool:
+        """Count one request at ``now`` (epoch seconds); False when the day's are spent."""
+        day = self.day(now)
+        if day != self._day:
+            self._day, self.used = day, 0
+        if self.used >= self.max_requests:
+            self.refused += 1
+            return False
+        self.used += 1
+        return True
+
+    def used_today(self, now: float) -> int:
+        return self.used if self.day(now) == self._day else 0

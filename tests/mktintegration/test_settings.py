@@ -75,6 +75,17 @@ def test_malformed_encryption_key_is_refused_naming_the_variable(tmp_path):
     assert "MKT_ENCRYPTION_KEYS entry 1 is not a Fernet key" in result.stderr
 
 
+@pytest.mark.parametrize("share", ["80%", "0", "1.5"])
+def test_a_quota_alert_share_outside_0_to_1_is_refused_naming_the_range(tmp_path, share):
+    result = _manage(_production_env(tmp_path, MKT_ALERT_QUOTA_SHARE=share), "check")
+
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        f"MKT_ALERT_QUOTA_SHARE={share!r} must be a number more than 0 and at most 1"
+        in result.stderr
+    )
+
+
 def test_short_audit_key_is_refused_naming_the_variable(tmp_path):
     env = _production_env(tmp_path, MKT_AUDIT_KEYS="audit-" + "k" * 40 + ",short")
     result = _manage(env, "check")

@@ -228,6 +228,7 @@ def config_of(plan: Plan, *, user) -> dict[str, Any]:
             "allowed_regions": connection.allowed_regions,
             "rate_limit_requests": connection.rate_limit_requests,
             "rate_limit_seconds": connection.rate_limit_seconds,
+            "daily_quota_requests": connection.daily_quota_requests,
             "alert_emails": plan.connection_emails,
         },
         "syncs": [_sync_config(p) for p in plan.syncs],

@@ -107,6 +107,13 @@ class ConnectionDocument(serializers.Serializer):
         default=None,
         allow_null=True,
     )
+    daily_quota_requests = serializers.IntegerField(
+        **bounds.DAILY_QUOTA_REQUESTS.serializer_kwargs(),
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="Requests the vendor account allows per day (default: the vendor's).",
+    )
     alert_emails = serializers.ListField(
         child=serializers.EmailField(), required=False, default=list, max_length=bounds.ALERT_EMAILS
     )

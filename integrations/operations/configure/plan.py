@@ -24,6 +24,7 @@ CONNECTION_FIELDS = (
     "allowed_regions",
     "rate_limit_requests",
     "rate_limit_seconds",
+    "daily_quota_requests",
 )
 SYNC_FIELDS = (
     "dataset",

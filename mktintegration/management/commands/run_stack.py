@@ -14,7 +14,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from mktintegration.demo import DEMO_HUBSPOT_PORT, DEMO_MAILCHIMP_PORT
+from mktintegration.demo import DEMO_HUBSPOT_PORT, DEMO_MAILCHIMP_PORT, DEMO_MARKETO_PORT
 
 STOP_SECONDS = 15  # how long the processes have to stop before they are killed
 
@@ -36,6 +36,12 @@ class Command(BaseCommand):
             type=int,
             default=DEMO_MAILCHIMP_PORT,
             help="Demo mode: the Mailchimp emulator's port (the demo connection uses the default).",
+        )
+        parser.add_argument(
+            "--marketo-port",
+            type=int,
+            default=DEMO_MARKETO_PORT,
+            help="Demo mode: the Marketo emulator's port (the demo connection uses the default).",
         )
 
     def handle(self, *args, **options):
@@ -99,7 +105,7 @@ def _commands(options) -> dict[str, list[str]]:
     }
     if settings.DEMO_MODE:
         # The demo connections talk to local vendor emulators (tests/fakes).
-        for vendor in ("hubspot", "mailchimp"):
+        for vendor in ("hubspot", "mailchimp", "marketo"):
             port = str(options[f"{vendor}_port"])
             emulator = [python, "-m", "tests.fakes", "--vendor", vendor, "--port", port]
             commands[f"{vendor}-emulator"] = emulator

@@ -24,9 +24,15 @@ def test_a_429_waits_out_retry_after_and_costs_no_attempt(contract):
     assert run.rate_limited == 2
     assert [b.attempt for b in SyncBatch.objects.filter(run=run)] == [0]
     writes = contract.writes()
-    assert [w.status for w in writes[:3]] == [429, 429, 200]
-    waits = [later.timestamp - w.timestamp for w, later in pairwise(writes) if w.status == 429]
-    assert min(waits) >= 0.95, waits  # Retry-After: 1, honoured each time
+    answer = contract.profile.answer
+    assert [answer(w) for w in writes[:3]] == ["rate_limited", "rate_limited", "ok"]
+    waits = [
+        later.timestamp - w.timestamp
+        for w, later in pairwise(writes)
+        if answer(w) == "rate_limited"
+    ]
+    # Retry-After: 1 (or the vendor's own wait where it sends none), honoured each time.
+    assert min(waits) >= contract.profile.rate_limit_wait(1) * 0.95, waits
     assert [contract.creations(r) for r in records] == [1, 1, 1]
 
 
@@ -38,12 +44,14 @@ def test_a_5xx_is_transient_and_retried_with_nothing_lost_or_doubled(contract):
 
     assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 3, 0), run.counts()
     assert SyncBatch.objects.get(run=run).attempt == 2
-    assert [w.status for w in contract.writes()[:3]] == [503, 503, 200]
+    answers = [contract.profile.answer(w) for w in contract.writes()[:3]]
+    assert answers == ["transient", "transient", "ok"]
     assert [contract.creations(r) for r in records] == [1, 1, 1]
 
 
 def test_a_401_pauses_the_sync_marks_the_connection_and_loses_nothing(contract):
-    # Connections by pasted secret. OAuth connections renew once on a 401 first: test_oauth.py.
+    # Connections by pasted secret, or by client credentials the vendor refuses too (the
+    # profile's inject_401). OAuth connections renew once on a 401 first: test_oauth.py.
     records = contract.make(2)
     sync = contract.sync()
     contract.profile.inject_401(contract.server, 1)
@@ -53,7 +61,8 @@ def test_a_401_pauses_the_sync_marks_the_connection_and_loses_nothing(contract):
     sync.refresh_from_db()
     contract.connection.refresh_from_db()
     assert (run.status, run.failed, run.created) == (RunStatus.PAUSED, 2, 0), run.counts()
-    assert sync.paused and sync.pause_reason.startswith("auth") and "401" in sync.pause_reason
+    assert sync.paused and sync.pause_reason.startswith("auth")
+    assert contract.profile.auth_refused in sync.pause_reason, sync.pause_reason
     assert contract.connection.status == ConnectionStatus.AUTH_FAILED
     sync_set_paused(sync=sync, paused=False)
     resumed = start_and_drive(sync)

@@ -58,7 +58,8 @@ class ObjectProfile:
     mappings: tuple[tuple[str, str], ...]
     # The mapping the update test changes: (source attribute, destination field).
     update: tuple[str, str]
-    choice: ChoiceCase
+    # None when the vendor declares no choice fields (VendorProfile.no_choice_fields says so).
+    choice: ChoiceCase | None
     # Destination fields and the value kind list_fields must declare for each.
     kinds: dict[str, str] = field(default_factory=dict)
     sync_fields: dict[str, Any] = field(default_factory=dict)  # destination_config, consent...
@@ -135,6 +136,10 @@ class VendorProfile:
     objects: dict[str, ObjectProfile]
     # Why the vendor has no required fields, when ObjectProfile.require gives None.
     no_required_fields: str = ""
+    # Why the vendor has no choice fields, when an ObjectProfile's choice is None.
+    no_choice_fields: str = ""
+    # What the pause reason quotes of the vendor's refusal that inject_401 provokes.
+    auth_refused: str = "401"
 
     def connection(self, server: FakeVendor, **kwargs):
         return make_connection(self.vendor, server, **kwargs)
@@ -145,6 +150,31 @@ class VendorProfile:
 
         cls = connector_class(self.vendor)
         return {cls.secret_fields[cls.auth_kinds[0]][0]: f"not-the-{server.credential}"}
+
+    def answer(self, call: RecordedRequest) -> str:
+        """What a recorded answer said, in the suite's words: "ok", "rate_limited",
+        "transient", "auth" or "refused" (vendors with errors in 200 bodies read the body)."""
+        status = call.status or 0
+        if status == 429:
+            return "rate_limited"
+        if status >= 500:
+            return "transient"
+        if status == 401:
+            return "auth"
+        return "ok" if status < 300 else "refused"
+
+    def rate_limit_wait(self, retry_after: float) -> float:
+        """How long the connector waits after ``inject_429``: the vendor's Retry-After."""
+        return retry_after
+
+    # Connections whose auth kind buys tokens with the connection's client credentials.
+    def expire_token(self, server: FakeVendor) -> None:
+        """The vendor ended the access tokens it gave (we still think ours good)."""
+        raise NotImplementedError
+
+    def token_requests(self, server: FakeVendor) -> list[RecordedRequest]:
+        """The requests to the vendor's token endpoint."""
+        raise NotImplementedError
 
     # Faults, as the vendor sends them, on the next ``n`` write requests.
     def inject_429(self, server: FakeVendor, n: int, *, retry_after: int) -> None:
@@ -158,4 +188,6 @@ class VendorProfile:
         server.fail_next(n, status=503, path_contains=self.write_path)
 
     def inject_401(self, server: FakeVendor, n: int) -> None:
+        """The vendor refuses the credentials on the next ``n`` writes, in a way no token
+        renewal mends (a pasted key revoked; Marketo: the API user's access denied)."""
         server.fail_next(n, status=401, path_contains=self.write_path)

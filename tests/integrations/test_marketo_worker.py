@@ -1,0 +1,62 @@
+"""Marketo under a real Celery worker killed with SIGKILL mid-run: every company arrives once,
+the ledger says synced, and what the kill cut short is sent again without a duplicate."""
+
+import time
+
+import pytest
+
+from integrations.engine.runs import runs_reap
+from integrations.models import LedgerEntry, RunStatus, SyncBatch, SyncRun
+from integrations.models.runs import BUCKETS, BatchStatus
+from integrations.services import sync_run_start
+from tests.factories import CompanyFactory
+from tests.integrations.conftest import make_marketo_connection, make_sync
+from tests.worker import WorkerProcess, wait_for
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_run_to_marketo_loses_nothing_and_creates_nothing_twice(
+    celery_worker, marketo, settings
+):
+    settings.MKT_RUN_STALE_SECONDS = 2
+    companies = CompanyFactory.create_batch(3000)  # two tasks of five Sync Companies calls
+    sync = make_sync(
+        make_marketo_connection(marketo),
+        obj="companies",
+        mappings=[("name", "company"), ("employees", "numberOfEmployees")],
+        match=("external_id", "externalCompanyId"),
+    )
+    # Each write lands at Marketo, then the answer is slow: the kill hits a call Marketo
+    # applied and our ledger has not committed.
+    marketo.delay_next(1000, 0.4, apply_first=True, path_contains="/rest/v1/companies.json")
+
+    run = sync_run_start(sync=sync, trigger="manual")
+    wait_for(
+        lambda: SyncBatch.objects.filter(run=run, status=BatchStatus.DONE).count() >= 1,
+        timeout=120,
+        what="a first task to be delivered",
+    )
+    celery_worker.kill()
+    assert SyncRun.objects.get(pk=run.pk).status == RunStatus.DELIVERING
+
+    replacement = WorkerProcess(name="replacement").start()
+    try:
+        time.sleep(settings.MKT_RUN_STALE_SECONDS + 1)
+        runs_reap()  # what beat does every minute
+        wait_for(
+            lambda: SyncRun.objects.get(pk=run.pk).status not in ("delivering", "planning"),
+            timeout=180,
+            what="the interrupted run to finish",
+        )
+    finally:
+        replacement.stop()
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, (run.error, run.counts())
+    assert sum(getattr(run, b) for b in BUCKETS) == run.planned == 3000
+    ids = [c.external_id for c in companies]
+    assert all(marketo.find("company", "externalCompanyId", v) for v in ids)  # all arrived
+    assert {marketo.create_count("company", "externalCompanyId", v) for v in ids} == {1}
+    assert set(LedgerEntry.objects.filter(sync=sync).values_list("status", flat=True)) == {"synced"}
+    assert marketo.violations == []
