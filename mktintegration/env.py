@@ -60,14 +60,15 @@ def env_float(
         return default
     try:
         value = float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from exc
-    if value != value or value in (float("inf"), float("-inf")):
+    except ValueError:
+        value = float("nan")
+    if low is not None and high is not None:
+        if not low < value <= high:  # NaN fails too
+            raise ImproperlyConfigured(
+                f"{name}={raw!r} must be a number more than {low:g} and at most {high:g}."
+            )
+    elif value != value or value in (float("inf"), float("-inf")):
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number.")
-    if low is not None and high is not None and not low < value <= high:
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} must be a number more than {low:g} and at most {high:g}."
-        )
     return value
 
 

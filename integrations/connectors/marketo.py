@@ -170,7 +170,12 @@ class Marketo(Connector):
     config: MarketoConfig
     objects = {
         "leads": DestinationObject(
-            "leads", "Leads", MAX_RECORDS, supports_delete=False, personal_data=True
+            "leads",
+            "Leads",
+            MAX_RECORDS,
+            supports_delete=False,
+            personal_data=True,
+            suppressible=True,
         ),
         "companies": DestinationObject(
             "companies",
@@ -338,6 +343,47 @@ class Marketo(Connector):
         else:
             body = {"action": action, "dedupeBy": "dedupeFields"}
         return self._sync(object_name, records, body, mode=mode)
+
+    def suppress(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        """Opt the leads out: ``unsubscribed: true`` by Sync Leads with ``updateOnly`` (by the
+        lead's id where we know it, else by e-mail), so nothing is created [K4]. Our upserts
+        never send ``unsubscribed`` unless a sync maps it, so a later sync leaves it set."""
+        if object_name != "leads":
+            raise ConnectorError(
+                f"Marketo {object_name} are not people: nothing to unsubscribe",
+                kind=ErrorKind.CONFIG,
+            )
+        by_id = [r for r in records if r.destination_id.isdigit()]
+        by_email = [r for r in records if not r.destination_id.isdigit()]
+        results: list[RecordResult] = []
+        for lookup, group in (("id", by_id), ("email", by_email)):
+            if not group:
+                continue
+            marked = [
+                OutRecord(
+                    r.key,
+                    r.match_value,
+                    {
+                        lookup: int(r.destination_id) if lookup == "id" else r.match_value,
+                        "unsubscribed": True,
+                    },
+                    r.destination_id,
+                    True,
+                )
+                for r in group
+            ]
+            body: dict = {"action": "updateOnly", "lookupField": lookup}
+            if self.config.partition_name:
+                body["partitionName"] = self.config.partition_name
+            for result in self._sync("leads", marked, body, mode="update_only"):
+                if result.outcome == Outcome.UNCHANGED:  # no such lead at Marketo any more
+                    result = RecordResult(
+                        result.key, Outcome.REJECTED, "", "not in Marketo: nothing to opt out"
+                    )
+                results.append(result)
+        return results
 
     def _sync(self, object_name, records, body, *, mode) -> list[RecordResult]:
         """One Sync request, split in halves while its body would pass 1 MB [K6]."""

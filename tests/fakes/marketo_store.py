@@ -178,14 +178,15 @@ class ObjectStore:
         self.creations[(match, self.norm(match, values.get(match)))] += 1
         return record
 
-    def check(self, values: dict[str, Any]) -> None:
-        """Skip a record with an unknown field (1006), a field that cannot be written, or a
-        value the field does not take (1003) [K6]."""
+    def check(self, values: dict[str, Any], *, match: str = "") -> None:
+        """Skip a record with an unknown field (1006), a field that cannot be written (the
+        lookup field only finds the record: ``id`` may be one), or a value the field does not
+        take (1003) [K6]."""
         for name, value in values.items():
             spec = self.fields.get(name)
             if spec is None:
                 raise Skip("1006", f"Field '{name}' not found")
-            if not spec.updateable:
+            if not spec.updateable and name != match:
                 raise Skip("1003", f"Field '{name}' is not updateable")
             problem = spec.problem(value)
             if problem:
@@ -199,7 +200,7 @@ class ObjectStore:
         take it [K4][K7]); (status, id), or Skip."""
         if match not in values or values.get(match) in (None, ""):
             raise Skip("1003", f"Value for lookup field '{match}' is missing")
-        self.check(values)
+        self.check(values, match=match)
         found = self.find(match, values[match])
         if len(found) > 1:
             raise Skip("1007", "Multiple records match the lookup criteria")

@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 from tests.fakes import salesforce_errors as errors
 from tests.fakes.base import FakeVendor
 from tests.fakes.limits import RateStatus
-from tests.fakes.routing import Auth
+from tests.fakes.routing import Auth, Route
 from tests.fakes.salesforce_bulk import OPERATIONS, Jobs
 from tests.fakes.salesforce_oauth import SalesforceOAuth
 from tests.fakes.salesforce_store import (
@@ -252,10 +252,10 @@ class FakeSalesforce(FakeVendor):
             return Auth.MALFORMED
         return Auth.OK if self.oauth.valid(token.strip()) else Auth.WRONG
 
-    def _check_limits(self, req: Request) -> Response | None:
+    def _check_limits(self, req: Request, route: Route) -> Response | None:
         """The sliding window and concurrency cap, then the org's daily allowance: every API
         request counts; past the maximum each is refused [S17]."""
-        limited = super()._check_limits(req)
+        limited = super()._check_limits(req, route)
         if limited is not None or not req.path.startswith("/services/data/"):
             return limited
         if self.usage >= self.daily_max:

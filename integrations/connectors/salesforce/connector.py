@@ -84,6 +84,11 @@ def _routes(object_name: str, destination_config: dict) -> bool:
     return object_name == "Lead" and bool((destination_config or {}).get("contacts_first"))
 
 
+def _sobject_of_id(record_id: str, object_name: str) -> str:
+    """The sObject of a record Id by its key prefix (003 Contact, 00Q Lead) [S16]."""
+    return {"003": "Contact", "00Q": "Lead"}.get(record_id[:3], object_name)
+
+
 def _record_error(key: str, item: dict) -> RecordResult:
     errors = item.get("errors") or [{}]
     first = errors[0] if isinstance(errors[0], dict) else {}
@@ -103,7 +108,12 @@ class Salesforce(SalesforceApi):
     objects = {
         "Account": DestinationObject("Account", "Accounts", MAX_BATCH),
         "Contact": DestinationObject(
-            "Contact", "Contacts", MAX_BATCH, personal_data=True, opt_out_field=OPT_OUT
+            "Contact",
+            "Contacts",
+            MAX_BATCH,
+            personal_data=True,
+            opt_out_field=OPT_OUT,
+            suppressible=True,
         ),
         "Lead": DestinationObject(
             "Lead",
@@ -111,6 +121,7 @@ class Salesforce(SalesforceApi):
             MAX_BATCH,
             personal_data=True,
             opt_out_field=OPT_OUT,
+            suppressible=True,
         ),
         CUSTOM: DestinationObject(
             CUSTOM, "Custom object (destination_config: sobject)", MAX_BATCH, requires=("sobject",)
@@ -402,6 +413,56 @@ class Salesforce(SalesforceApi):
                 else:
                     results[record.key] = _record_error(record.key, item)
         return [results[r.key] for r in records]
+
+    def suppress(
+        self, object_name: str, records: list[OutRecord], *, destination_config: dict
+    ) -> list[RecordResult]:
+        """Consent withdrawn elsewhere: ``HasOptedOutOfEmail = true`` on the record we hold, by
+        its Id (a routed person's may be a Contact's), in one Collections update; never a
+        delete. Our upserts send the flag only as true (the planner's opt-out), so a later sync
+        does not opt them back in."""
+        if object_name not in ("Contact", "Lead"):
+            raise ConnectorError(
+                f"Salesforce {object_name} are not people: nothing to opt out",
+                kind=ErrorKind.CONFIG,
+            )
+        results = {
+            r.key: RecordResult(r.key, Outcome.REJECTED, "", "no Salesforce Id known to opt out")
+            for r in records
+            if not r.destination_id
+        }
+        with_ids = [r for r in records if r.destination_id]
+        for start in range(0, len(with_ids), MAX_BATCH):
+            chunk = with_ids[start : start + MAX_BATCH]
+            body = {
+                "allOrNone": False,
+                "records": [
+                    {
+                        "attributes": {"type": _sobject_of_id(r.destination_id, object_name)},
+                        "id": r.destination_id,
+                        OPT_OUT: True,
+                    }
+                    for r in chunk
+                ],
+            }
+            answer = self.call(
+                "PATCH",
+                f"{API}/composite/sobjects",
+                what="opt-out",
+                records=len(chunk),
+                json=body,
+            ).json()
+            for record, item in zip(chunk, answer, strict=False):
+                results[record.key] = (
+                    RecordResult(record.key, Outcome.UPDATED, record.destination_id)
+                    if isinstance(item, dict) and item.get("success")
+                    else _record_error(record.key, item if isinstance(item, dict) else {})
+                )
+        return [
+            results.get(r.key)
+            or RecordResult(r.key, Outcome.RETRY, "", "Salesforce did not answer for it")
+            for r in records
+        ]
 
     # --- Bulk API 2.0 ------------------------------------------------------------------------
     def submit_job(

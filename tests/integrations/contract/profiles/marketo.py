@@ -43,6 +43,9 @@ class MarketoObject(ObjectProfile):
     def writes(self, server):
         return server.calls(f"/rest/v1/{self.name}.json", method="POST")
 
+    def opted_out(self, server, value):
+        return bool((self.stored(server, value) or {}).get("unsubscribed"))
+
 
 def _answer(code: str) -> dict:
     return marketo_errors.failure(code).body

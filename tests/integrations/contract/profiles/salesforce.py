@@ -94,6 +94,9 @@ class SalesforceObject(ObjectProfile):
         server.require_field(self.sobject, "Home_Base__c")
         return "Home_Base__c", source
 
+    def opted_out(self, server, value):
+        return bool((self.stored(server, value) or {}).get("HasOptedOutOfEmail"))
+
     def writes(self, server):
         return [
             call
