@@ -37,5 +37,5 @@ def test_connect_signs_in_at_the_connections_login_host(ira, login_host):
 
 
 def test_a_login_host_that_is_not_salesforces_is_refused_naming_the_allowed_ones():
-    with pytest.raises(ValidationError, match="test.salesforce.com \\(sandboxes\\)"):
+    with pytest.raises(ValidationError, match=r"test\.salesforce\.com \(sandboxes\)"):
         salesforce_connection(login_host="login.evil.example")
