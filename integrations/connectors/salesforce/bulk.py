@@ -20,6 +20,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterator
+from typing import BinaryIO, cast
 
 from integrations.connectors.base import (
     DestinationField,
@@ -193,7 +194,8 @@ class BulkJobs:
         try:
             response.raw.decode_content = True
             response.raw.auto_close = False  # read through a TextIOWrapper to its end
-            reader = csv.reader(io.TextIOWrapper(response.raw, encoding="utf-8", newline=""))
+            raw = cast(BinaryIO, response.raw)
+            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
             header = next(reader, None) or []
             if match_field not in header:
                 return

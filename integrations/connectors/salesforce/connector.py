@@ -256,20 +256,17 @@ class Salesforce(SalesforceApi):
         return [results[r.key] for r in records]
 
     def _collections_upsert(self, sobject, records, match_field, fields):
-        body = {
-            "allOrNone": False,
-            "records": [
-                {"attributes": {"type": sobject}, **record_body(r.payload, fields)} for r in records
-            ],
-        }
-        for item, record in zip(body["records"], records, strict=True):
+        items = [
+            {"attributes": {"type": sobject}, **record_body(r.payload, fields)} for r in records
+        ]
+        for item, record in zip(items, records, strict=True):
             item[match_field] = record.match_value
         answer = self.call(
             "PATCH",
             f"{API}/composite/sobjects/{sobject}/{match_field}",
             what="upsert",
             records=len(records),
-            json=body,
+            json={"allOrNone": False, "records": items},
         ).json()
         results: dict[str, RecordResult] = {}
         unconfirmed = []
