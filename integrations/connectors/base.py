@@ -23,7 +23,7 @@ so a new vendor fits without engine changes:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -128,11 +128,15 @@ class JobTicket:
 
 @dataclass(frozen=True)
 class ConnectorConfig:
-    """Per-connection settings without secrets; vendors subclass it."""
+    """Per-connection settings without secrets; vendors subclass it. Every setting has a
+    default; one a connection must give (Pardot's business unit) is listed in ``required``
+    and its config refuses the empty default with a message naming it."""
+
+    required: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_dict(cls, data: dict) -> ConnectorConfig:
-        known = {f for f in cls.__dataclass_fields__}
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
@@ -270,14 +274,19 @@ class Connector:
         token, or None for a static secret) as a bearer by default."""
         return {"headers": {**(headers or {}), "Authorization": f"Bearer {token}"}}
 
+    def token_rejected(self, response: Response) -> bool:
+        """Whether the vendor refused the access token itself (renew once and resend): a 401
+        by default; vendors that say so in the body too (Pardot's code 184) override it."""
+        return response.status_code == 401
+
     # --- shared helpers --------------------------------------------------------------------
     def send(self, method: str, url: str, *, headers: dict | None = None, **kwargs) -> Response:
         """One authenticated request to the vendor. For an OAuth auth kind the access token is
-        renewed when due, and a 401 renews it once and sends the request once more (a 401
-        means nothing was applied)."""
+        renewed when due, and a refused token (``token_rejected``: a 401) renews it once and
+        sends the request once more (a refused token means nothing was applied)."""
         token = self.tokens.access_token() if self.tokens is not None else None
         response = self.http.request(method, url, **self.authenticate(token, headers), **kwargs)
-        if response.status_code == 401 and self.tokens is not None:
+        if self.tokens is not None and self.token_rejected(response):
             renewed = self.tokens.after_rejection(token)
             if renewed is not None:
                 response = self.http.request(

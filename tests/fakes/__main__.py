@@ -16,8 +16,13 @@ import threading
 from tests.fakes.base import FakeVendor
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
+from tests.fakes.pardot import BUSINESS_UNIT_ID, FakePardot
 
-VENDORS: dict[str, type[FakeVendor]] = {"hubspot": FakeHubSpot, "mailchimp": FakeMailchimp}
+VENDORS: dict[str, type[FakeVendor]] = {
+    "hubspot": FakeHubSpot,
+    "mailchimp": FakeMailchimp,
+    "pardot": FakePardot,
+}
 
 
 def _rate_limit(text: str) -> tuple[int, float]:
@@ -35,6 +40,13 @@ def describe(fake: FakeVendor) -> list[str]:
             f"Mailchimp emulator on {fake.url}  (API root {fake.base_url})",
             f"  auth: HTTP Basic, any username, password {fake.credential}",
             f"  default list: {DEFAULT_LIST}",
+        ]
+    if isinstance(fake, FakePardot):
+        return [
+            f"Account Engagement (Pardot) emulator on {fake.url}  (OAuth and API)",
+            f"  auth: Salesforce OAuth, refresh token {fake.credential} (scope pardot_api)",
+            f"  business unit: Pardot-Business-Unit-Id {BUSINESS_UNIT_ID}",
+            "  objects: prospects (do/upsertLatestByEmail, query by email, delete), custom-fields",
         ]
     return [
         f"HubSpot emulator on {fake.url}",

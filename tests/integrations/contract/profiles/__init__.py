@@ -6,11 +6,12 @@ from __future__ import annotations
 from tests.integrations.contract.profiles.base import ObjectProfile, VendorProfile
 from tests.integrations.contract.profiles.hubspot import HubSpotProfile
 from tests.integrations.contract.profiles.mailchimp import MailchimpProfile
+from tests.integrations.contract.profiles.pardot import PardotProfile
 from tests.integrations.contract.profiles.salesforce import SalesforceProfile
 
 PROFILES: dict[str, VendorProfile] = {
     profile.vendor: profile
-    for profile in (HubSpotProfile(), MailchimpProfile(), SalesforceProfile())
+    for profile in (HubSpotProfile(), MailchimpProfile(), PardotProfile(), SalesforceProfile())
 }
 HERE = "tests/integrations/contract/profiles"
 

@@ -130,6 +130,8 @@ class VendorProfile:
     objects: dict[str, ObjectProfile]
     # Why the vendor has no required fields, when ObjectProfile.require gives None.
     no_required_fields: str = ""
+    # The connection settings every connection to the emulator needs (Pardot's business unit).
+    config: dict[str, Any] = {}
 
     def connection(self, server: FakeVendor, **kwargs):
         return make_connection(self.vendor, server, **kwargs)
