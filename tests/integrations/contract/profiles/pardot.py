@@ -13,6 +13,13 @@ from tests.integrations.contract.profiles.salesforce import connected
 
 SCOPES = ("pardot_api", "refresh_token")
 CONFIG = {"business_unit_id": BUSINESS_UNIT_ID}
+PROSPECT_MAPPINGS = (
+    ("first_name", "firstName"),
+    ("last_name", "lastName"),
+    ("title", "jobTitle"),
+    ("company_name", "company"),
+    ("country", "country"),
+)
 
 
 class ProspectProfile(ObjectProfile):
@@ -59,13 +66,7 @@ class PardotProfile(VendorProfile):
             name="prospects",
             dataset="contacts",
             match=("email", "email"),
-            mappings=(
-                ("first_name", "firstName"),
-                ("last_name", "lastName"),
-                ("title", "jobTitle"),
-                ("company_name", "company"),
-                ("country", "country"),
-            ),
+            mappings=PROSPECT_MAPPINGS,
             update=("first_name", "firstName"),
             choice=ChoiceCase(
                 "lifecycle_stage", "Lifecycle_Stage__c", "lead", "mql", "company__lifecycle_stage"
