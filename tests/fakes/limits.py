@@ -134,3 +134,19 @@ class FaultQueue:
     def clear(self) -> None:
         """Forget every pending fault."""
         self._faults.clear()
+
+
+@dataclass
+class DailyAllowance:
+    """A vendor's daily request allowance: ``take()`` counts one request, False past it."""
+
+    maximum: int
+    used: int = 0
+    refusals: int = 0
+
+    def take(self) -> bool:
+        if self.used >= self.maximum:
+            self.refusals += 1
+            return False
+        self.used += 1
+        return True

@@ -32,9 +32,9 @@ from typing import Any
 
 from tests.fakes import pardot_errors as errors
 from tests.fakes.base import FakeVendor
-from tests.fakes.limits import RateStatus
+from tests.fakes.limits import DailyAllowance, RateStatus
 from tests.fakes.oauth_store import _Refresh
-from tests.fakes.routing import Auth
+from tests.fakes.routing import Auth, bearer_auth
 from tests.fakes.salesforce_oauth import TOKEN_PATH, SalesforceOAuth
 from tests.fakes.shapes import check_object, check_value
 from tests.fakes.wire import Request, Response
@@ -132,15 +132,18 @@ class FakePardot(FakeVendor):
         with self._lock:
             self.rejections[email.lower()] = message
 
-    def set_daily_limit(self, maximum: int, *, used: int | None = None) -> None:
+    def set_daily_limit(self, maximum: int) -> None:
+        """The business unit's daily request allowance (nothing of it used)."""
         with self._lock:
-            self.daily_max = maximum
-            if used is not None:
-                self.usage = used
+            self.daily = DailyAllowance(maximum)
 
     def new_day(self) -> None:
         with self._lock:
-            self.usage = 0
+            self.daily.used = 0
+
+    @property
+    def limit_refusals(self) -> int:
+        return self.daily.refusals
 
     # -- FakeVendor hooks -----------------------------------------------------------------
     def reset_store(self) -> None:
@@ -149,7 +152,7 @@ class FakePardot(FakeVendor):
         self.created: Counter[str] = Counter()
         self.rejections: dict[str, str] = {}
         self.opted_back_in: list[str] = []  # addresses a write turned from opted out to in
-        self.usage, self.daily_max, self.limit_refusals = 0, 25_000, 0  # Growth [A9]
+        self.daily = DailyAllowance(25_000)  # Growth edition [A9]
         self.business_unit_id = BUSINESS_UNIT_ID
         self.oauth.reset()
         self.oauth.store.refresh[DEMO_REFRESH_TOKEN] = _Refresh(list(SCOPES))
@@ -167,13 +170,7 @@ class FakePardot(FakeVendor):
             query=frozenset({"fields", "limit", "nextPageToken"}))  # fmt: skip
 
     def authenticate(self, req: Request) -> Auth:
-        header = req.header("authorization")
-        if header is None:
-            return Auth.MISSING
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return Auth.MALFORMED
-        return Auth.OK if self.oauth.valid(token.strip()) else Auth.WRONG
+        return bearer_auth(req, self.oauth.valid)
 
     def _check_limits(self, req: Request) -> Response | None:
         """Concurrency, then the business unit header [A2], then the daily allowance [A9]."""
@@ -185,11 +182,7 @@ class FakePardot(FakeVendor):
             self.violate(req, "no Pardot-Business-Unit-Id header (every request needs it [A2])")
         if unit != self.business_unit_id:
             return errors.business_unit(unit)
-        if self.usage >= self.daily_max:
-            self.limit_refusals += 1
-            return errors.daily_limit()
-        self.usage += 1
-        return None
+        return None if self.daily.take() else errors.daily_limit()
 
     def unauthorized_response(self, req: Request, auth: Auth) -> Response:
         return errors.invalid_token()
