@@ -221,3 +221,20 @@ def test_custom_fields_are_listed_with_kinds_and_an_unknown_field_is_refused(par
     assert fields["email"].unique and fields["id"].read_only
     with pytest.raises(ValidationError, match="Favourite_Colour__c"):
         sync_validate(sync, list(sync.mappings.all()))
+
+
+def test_a_refresh_token_salesforce_refuses_pauses_the_sync_with_a_reconnect_link(
+    pardot, connection
+):
+    consented_contacts(2)
+    sync = _sync(connection)
+    pardot.oauth.store.revoke_everything()  # the app was removed from the user's access
+
+    run = start_and_drive(sync)
+
+    sync.refresh_from_db()
+    assert run.status == RunStatus.PAUSED and "Reconnect" in sync.pause_reason, run.counts()
+    [renewal] = token_calls(pardot, "refresh_token")
+    assert renewal.response_body["error"] == "invalid_grant"
+    assert not LedgerEntry.objects.filter(sync=sync, status="synced").exists()
+    assert pardot.prospects() == []
