@@ -147,6 +147,15 @@ def salesforce(salesforce_app):
 
 
 @pytest.fixture
+def pardot(salesforce_app):
+    """Account Engagement, signing in through Salesforce's token endpoint (same OAuth app)."""
+    from tests.fakes.pardot import FakePardot
+
+    with FakePardot() as server:
+        yield server
+
+
+@pytest.fixture
 def mailchimp():
     from tests.fakes.mailchimp import FakeMailchimp
     from tests.fakes.openapi import mailchimp_spec

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -167,11 +167,15 @@ class JobTicket:
 
 @dataclass(frozen=True)
 class ConnectorConfig:
-    """Per-connection settings without secrets; vendors subclass it."""
+    """Per-connection settings without secrets; vendors subclass it. Every setting has a
+    default; one a connection must give (Pardot's business unit) is listed in ``required``
+    and its config refuses the empty default with a message naming it."""
+
+    required: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_dict(cls, data: dict) -> ConnectorConfig:
-        known = {f for f in cls.__dataclass_fields__}
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
@@ -390,8 +394,8 @@ class Connector:
     # --- shared helpers --------------------------------------------------------------------
     def send(self, method: str, url: str, *, headers: dict | None = None, **kwargs) -> Response:
         """One authenticated request to the vendor. For an OAuth auth kind the access token is
-        renewed when due, and a 401 renews it once and sends the request once more (a 401
-        means nothing was applied)."""
+        renewed when due, and a refused token (``token_rejected``: a 401) renews it once and
+        sends the request once more (a refused token means nothing was applied)."""
         token = self.tokens.access_token() if self.tokens is not None else None
         response = self._observed(
             self.http.request(method, url, **self.authenticate(token, headers), **kwargs)

@@ -184,34 +184,52 @@ def run_finish_if_done(run_id: int) -> None:
     if run.status != RunStatus.DELIVERING or run.batches_done < run.batches_total:
         return
     sent = run.created or run.updated or run.deleted
+    # Deferred for a consent answer is a problem to see (fail closed); deferred by a daily quota
+    # is the plan working: those records go with the run the quota's next window starts.
+    consent_example = _consent_deferred_example(run) if run.deferred else None
+    waits_for_consent = consent_example is not None
     if run.sync.paused:
         status = RunStatus.PAUSED
-    elif run.deferred and not (sent or run.failed or run.rejected or run.dead_lettered):
+    elif waits_for_consent and not (sent or run.failed or run.rejected or run.dead_lettered):
         status = RunStatus.DEFERRED  # everything that was to be sent waits for consent
-    elif run.failed or run.rejected or run.dead_lettered or run.deferred:
+    elif run.failed or run.rejected or run.dead_lettered or waits_for_consent:
         status = RunStatus.PARTIAL
     else:
         status = RunStatus.SUCCEEDED
     error = run.error
-    if run.deferred:
-        error = "\n".join(filter(None, [error, _deferred_reason(run)]))
+    if waits_for_consent:
+        error = "\n".join(filter(None, [error, _consent_deferred_reason(run, consent_example)]))
+    elif run.deferred:
+        error = "\n".join(filter(None, [error, _quota_deferred_reason(run)]))
     SyncRun.objects.filter(pk=run_id, status=RunStatus.DELIVERING).update(
         status=status, finished_at=timezone.now(), error=error
     )
 
 
-def _deferred_reason(run: SyncRun) -> str:
-    """Why records were deferred, in the words of one of them (the ledger keeps the reason)."""
+def _consent_deferred_example(run: SyncRun) -> str | None:
+    """The reason of one record deferred for want of a consent answer (None: there is none)."""
     examples = LedgerEntry.objects.filter(
         sync_id=run.sync_id,
         status__in=(LedgerStatus.PENDING, LedgerStatus.INTENT_CREATE),
         last_error__startswith=CONSENT_UNAVAILABLE,
     ).values_list("last_error", flat=True)[:1]  # any one: no ordering to pay for
-    example = next(iter(examples), None)
-    why = f" ({example.removeprefix(CONSENT_UNAVAILABLE)})" if example else ""
+    return next(iter(examples), None)
+
+
+def _consent_deferred_reason(run: SyncRun, example: str) -> str:
+    why = example.removeprefix(CONSENT_UNAVAILABLE)
     return (
-        f"{run.deferred} records deferred: the consent service did not answer{why}. Nothing was "
-        "sent for them; they are planned again on the next run."
+        f"{run.deferred} records deferred: the consent service did not answer ({why}). Nothing "
+        "was sent for them; they are planned again on the next run."
+    )
+
+
+def _quota_deferred_reason(run: SyncRun) -> str:
+    resume = run.sync.quota_resume_at
+    when = f" at {resume:%Y-%m-%d %H:%M} UTC" if resume else ""
+    return (
+        f"{run.deferred} records wait for the daily quota's next window{when}: a run starts "
+        "then and sends them."
     )
 
 

@@ -20,12 +20,14 @@ from tests.fakes.consent import FakeConsentService
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
 from tests.fakes.marketo import MUNCHKIN_ID, FakeMarketo
+from tests.fakes.pardot import BUSINESS_UNIT_ID, FakePardot
 
 VENDORS: dict[str, type[FakeVendor]] = {
     "hubspot": FakeHubSpot,
     "mailchimp": FakeMailchimp,
     "consent": FakeConsentService,
     "marketo": FakeMarketo,
+    "pardot": FakePardot,
 }
 
 
@@ -57,6 +59,13 @@ def describe(fake: FakeVendor) -> list[str]:
             f"Mailchimp emulator on {fake.url}  (API root {fake.base_url})",
             f"  auth: HTTP Basic, any username, password {fake.credential}",
             f"  default list: {DEFAULT_LIST}",
+        ]
+    if isinstance(fake, FakePardot):
+        return [
+            f"Account Engagement (Pardot) emulator on {fake.url}  (OAuth and API)",
+            f"  auth: Salesforce OAuth, refresh token {fake.credential} (scope pardot_api)",
+            f"  business unit: Pardot-Business-Unit-Id {BUSINESS_UNIT_ID}",
+            "  objects: prospects (do/upsertLatestByEmail, query by email, delete), custom-fields",
         ]
     return [
         f"HubSpot emulator on {fake.url}",

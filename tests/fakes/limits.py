@@ -169,3 +169,19 @@ class DailyLimit:
 
     def used_today(self, now: float) -> int:
         return self.used if self.day(now) == self._day else 0
+
+
+@dataclass
+class DailyAllowance:
+    """A vendor's daily request allowance: ``take()`` counts one request, False past it."""
+
+    maximum: int
+    used: int = 0
+    refusals: int = 0
+
+    def take(self) -> bool:
+        if self.used >= self.maximum:
+            self.refusals += 1
+            return False
+        self.used += 1
+        return True

@@ -27,6 +27,17 @@ class Auth(Enum):
     WRONG = "wrong"  # the right scheme, the wrong secret: a 401 only
 
 
+def bearer_auth(req: Request, valid: Callable[[str], bool]) -> Auth:
+    """``Authorization: Bearer <token>``, the token checked by ``valid``."""
+    header = req.header("authorization")
+    if header is None:
+        return Auth.MISSING
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return Auth.MALFORMED
+    return Auth.OK if valid(token.strip()) else Auth.WRONG
+
+
 @dataclass(frozen=True)
 class Route:
     """One endpoint: ``pattern`` is matched against the whole unquoted path.

@@ -34,7 +34,7 @@ def oauth_contract(request, db, client_for):
     obj = profile.objects[name]
     server = request.getfixturevalue(profile.emulator_fixture)
     obj.prepare(server)
-    connection = oauth_connection(vendor, server)
+    connection = oauth_connection(vendor, server, config=profile.config)
     connect(client_for(roles.INTEGRATION_ADMIN, username="ira"), connection)
     connection.refresh_from_db()
     yield Contract(profile, obj, server, connection)

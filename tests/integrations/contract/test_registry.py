@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from integrations.connectors import REGISTRY
@@ -55,10 +57,21 @@ def declaration_problems(cls) -> list[str]:
     for name, obj in (getattr(cls, "objects", None) or {}).items():
         if obj.name != name or obj.max_batch < 1:
             problems.append(f"object {name!r}: its name and a max_batch of at least 1")
+    config = cls.config_class
+    no_default = [
+        f.name
+        for f in dataclasses.fields(config)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if no_default:
+        problems.append(f"its config_class needs defaults for every setting: {no_default}")
     try:
-        cls.config_class.from_dict({})
+        config.from_dict({})
     except (TypeError, ValueError) as exc:
-        problems.append(f"its config_class needs defaults for every setting: {exc}")
+        # A setting every connection must give (Pardot's business unit) refuses its empty
+        # default, naming itself; any other refusal of the defaults is a broken declaration.
+        if not config.required or not all(name in str(exc) for name in config.required):
+            problems.append(f"its config_class refuses its own defaults: {exc}")
     return problems
 
 

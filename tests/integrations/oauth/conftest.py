@@ -33,12 +33,15 @@ def oauth_apps(settings):
     settings.MKT_BASE_URL = "http://testserver"
 
 
-def oauth_connection(vendor: str, server, *, name: str | None = None) -> Connection:
+def oauth_connection(
+    vendor: str, server, *, name: str | None = None, config: dict | None = None
+) -> Connection:
     """A connection by OAuth, not connected yet, whose OAuth endpoints are the emulator's."""
     connection = Connection(
         name=name or f"{vendor} oauth",
         vendor=vendor,
         auth_kind="oauth2",
+        config=dict(config or {}),
         base_url=getattr(server, "base_url", server.url),
         rate_limit_requests=10_000,
         rate_limit_seconds=1,

@@ -7,11 +7,18 @@ from tests.integrations.contract.profiles.base import ObjectProfile, VendorProfi
 from tests.integrations.contract.profiles.hubspot import HubSpotProfile
 from tests.integrations.contract.profiles.mailchimp import MailchimpProfile
 from tests.integrations.contract.profiles.marketo import MarketoProfile
+from tests.integrations.contract.profiles.pardot import PardotProfile
 from tests.integrations.contract.profiles.salesforce import SalesforceProfile
 
 PROFILES: dict[str, VendorProfile] = {
     profile.vendor: profile
-    for profile in (HubSpotProfile(), MailchimpProfile(), SalesforceProfile(), MarketoProfile())
+    for profile in (
+        HubSpotProfile(),
+        MailchimpProfile(),
+        MarketoProfile(),
+        PardotProfile(),
+        SalesforceProfile(),
+    )
 }
 HERE = "tests/integrations/contract/profiles"
 

@@ -140,6 +140,8 @@ class VendorProfile:
     no_choice_fields: str = ""
     # What the pause reason quotes of the vendor's refusal that inject_401 provokes.
     auth_refused: str = "401"
+    # The connection settings every connection to the emulator needs (Pardot's business unit).
+    config: dict[str, Any] = {}
 
     def connection(self, server: FakeVendor, **kwargs):
         return make_connection(self.vendor, server, **kwargs)
