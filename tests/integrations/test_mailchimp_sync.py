@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from integrations.models import LedgerEntry
-from tests.factories import ConsentRecordFactory, ContactFactory
+from tests.factories import NOW, ConsentRecordFactory, ContactFactory
 from tests.integrations.conftest import make_sync, start_and_drive
 
 MAPPINGS = [("first_name", "FNAME"), ("last_name", "LNAME"), ("company_name", "COMPANY")]
@@ -40,10 +40,8 @@ def _consented(**kwargs):
 def test_only_contacts_with_consent_are_subscribed(member_sync, mailchimp):
     granted = _consented(first_name="Grace")
     withdrawn = ContactFactory()
-    ConsentRecordFactory(
-        contact=withdrawn, status="granted", recorded_at=timezone.now() - timedelta(days=3)
-    )
-    ConsentRecordFactory(contact=withdrawn, status="withdrawn")
+    ConsentRecordFactory(contact=withdrawn, status="granted", recorded_at=NOW - timedelta(days=3))
+    ConsentRecordFactory(contact=withdrawn, status="withdrawn", recorded_at=NOW)  # the later
     never = ContactFactory()
 
     run = start_and_drive(member_sync)
