@@ -14,9 +14,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from django.utils.dateparse import parse_datetime
 
 
 class FeedbackKind(StrEnum):
@@ -121,3 +123,15 @@ class FeedbackEvent:
             return f"id:{self.event_id}"[:128]
         text = json.dumps([self.vendor_event, self.raw], sort_keys=True, default=str)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def occurred(text: str) -> datetime:
+    """When a vendor says an event happened (ISO 8601; UTC when it names no zone); now, when
+    it says nothing readable."""
+    try:
+        moment = parse_datetime(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None:
+        return datetime.now(UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

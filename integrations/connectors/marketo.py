@@ -47,6 +47,8 @@ from integrations.connectors.base import (
     RateSpec,
     RecordResult,
 )
+from integrations.connectors.feedback import FeedbackEvent, InboundWebhook
+from integrations.connectors.marketo_webhook import parse_marketo
 from integrations.connectors.values import ValueKind
 from integrations.oauth.backends import ClientCredentialsBackend
 from integrations.oauth.flows import ClientCredentials
@@ -190,6 +192,8 @@ class Marketo(Connector):
     # [K9]; a fixed -06:00, the later of CST and CDT, so our day never starts before Marketo's.
     daily_quota = DailyQuota(requests=50_000, timezone="-06:00")
     allowed_hosts = ("*.mktorest.com",)
+    # Trigger campaigns' "Call Webhook": no signature, our secret in the URL or a header [K13].
+    webhook_auth = "url_secret"
 
     def base_url(self) -> str:
         return f"{instance_root(self.connection)}/rest"
@@ -343,6 +347,25 @@ class Marketo(Connector):
         else:
             body = {"action": action, "dedupeBy": "dedupeFields"}
         return self._sync(object_name, records, body, mode=mode)
+
+    @classmethod
+    def parse_webhook(cls, request: InboundWebhook, *, connection) -> list[FeedbackEvent]:
+        return parse_marketo(request)
+
+    def feedback_emails(self, subject_ids: list[str]) -> dict[str, str]:
+        """Lead ids an event named without an address: their e-mail addresses."""
+        found = {}
+        for chunk in _lookup_chunks(subject_ids):
+            body = self._call(
+                "GET",
+                "/v1/leads.json",
+                what="look-up",
+                params={"filterType": "id", "filterValues": ",".join(chunk), "fields": "id,email"},
+            )
+            for item in body.get("result") or ():
+                if item.get("id") and item.get("email"):
+                    found[str(item["id"])] = str(item["email"])
+        return found
 
     def suppress(
         self, object_name: str, records: list[OutRecord], *, destination_config: dict

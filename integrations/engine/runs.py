@@ -197,7 +197,7 @@ def run_finish_if_done(run_id: int) -> None:
     else:
         status = RunStatus.SUCCEEDED
     error = run.error
-    if waits_for_consent:
+    if consent_example is not None:
         error = "\n".join(filter(None, [error, _consent_deferred_reason(run, consent_example)]))
     elif run.deferred:
         error = "\n".join(filter(None, [error, _quota_deferred_reason(run)]))

@@ -19,6 +19,7 @@ from integrations.models import Connection
 from integrations.webhooks.models import WebhookEndpoint
 
 SECRET_PARAMETER = "secret"  # noqa: S105 - the query parameter's name
+SECRET_HEADER = "X-Mkt-Webhook-Secret"  # noqa: S105 - or a header's, where the vendor sends one
 
 
 def _hash(secret: str) -> str:

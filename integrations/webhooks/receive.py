@@ -23,7 +23,11 @@ from django.db import DatabaseError
 from integrations.connectors import REGISTRY
 from integrations.connectors.feedback import InboundWebhook, RefusalReason, WebhookRefused
 from integrations.models import Connection
-from integrations.webhooks.endpoints import SECRET_PARAMETER, endpoint_secret_matches
+from integrations.webhooks.endpoints import (
+    SECRET_HEADER,
+    SECRET_PARAMETER,
+    endpoint_secret_matches,
+)
 from integrations.webhooks.refusals import refusal_record
 from integrations.webhooks.store import events_store
 from mktintegration import bounds
@@ -92,7 +96,9 @@ def _inbound(request, body: bytes) -> InboundWebhook:
 def _authenticate(cls, connection: Connection, inbound: InboundWebhook) -> None:
     if cls.webhook_auth == "url_secret":
         endpoint = getattr(connection, "webhook_endpoint", None)
-        if not endpoint_secret_matches(endpoint, inbound.query.get(SECRET_PARAMETER, "")):
+        # In the URL, or in a header for vendors that send custom headers (Marketo).
+        given = inbound.query.get(SECRET_PARAMETER, "") or inbound.header(SECRET_HEADER)
+        if not endpoint_secret_matches(endpoint, given):
             reason = RefusalReason.BAD_SECRET if endpoint else RefusalReason.NOT_CONFIGURED
             raise WebhookRefused(reason, "the receiver's secret is missing or wrong")
         return

@@ -32,6 +32,7 @@ from integrations.connectors.base import (
     RateSpec,
     RecordResult,
 )
+from integrations.connectors.feedback import FeedbackEvent, InboundWebhook
 from integrations.connectors.salesforce.api import API, SalesforceApi
 from integrations.connectors.salesforce.bulk import BulkJobs, record_outcome
 from integrations.connectors.salesforce.fields import (
@@ -45,6 +46,7 @@ from integrations.connectors.salesforce.oauth import (
     login_host_problem,
     salesforce_flow,
 )
+from integrations.connectors.salesforce.outbound import ACK, parse_outbound
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_BATCH = 200  # sObject Collections [S1][S16]
@@ -131,6 +133,28 @@ class Salesforce(SalesforceApi):
     # from spending a developer org's 15,000 daily requests in under a quarter of an hour.
     default_rate = RateSpec(requests=25, per_seconds=1)
     allowed_hosts = ("*.salesforce.com", "*.force.com")
+    # Outbound Messages: no signature; our secret in the URL and the organisation checked [S25].
+    webhook_auth = "url_secret"
+
+    # --- feedback (docs/webhooks.md) ---------------------------------------------------------
+    @classmethod
+    def parse_webhook(cls, request: InboundWebhook, *, connection) -> list[FeedbackEvent]:
+        grant = getattr(connection, "oauth_grant", None)
+        return parse_outbound(request, org_id=grant.account_id if grant else "")
+
+    @classmethod
+    def webhook_answer(cls, events: list[FeedbackEvent]) -> tuple[int, str, bytes]:
+        return 200, "text/xml; charset=utf-8", ACK
+
+    def feedback_emails(self, subject_ids: list[str]) -> dict[str, str]:
+        """Contact and Lead Ids a message named without an address: their e-mail addresses."""
+        found: dict[str, str] = {}
+        for sobject, prefix in (("Contact", "003"), ("Lead", "00Q")):
+            ids = [i for i in subject_ids if i.startswith(prefix)]
+            for item in self.find(sobject, "Id", ids, what=f"{sobject} look-up", extra=("Email",)):
+                if item.get("Email"):
+                    found[str(item["Id"])] = str(item["Email"])
+        return found
 
     # --- the engine's job path (Bulk API 2.0) -----------------------------------------------
     @classmethod
