@@ -203,6 +203,9 @@ class Connector:
     webhook_auth: ClassVar[str] = ""
     # The vendor checks the receiver URL with a GET that must answer 200 (Mailchimp).
     webhook_validation_get: ClassVar[bool] = False
+    # Feedback read for as long as the connection exists (vendors without webhooks: their
+    # opt-outs), as keys of ``poll_feedback``; campaign reports are polled when one is sent.
+    standing_polls: ClassVar[tuple[str, ...]] = ()
     # The vendor's daily allowance per account (None: the vendor has none).
     daily_quota: ClassVar[DailyQuota | None] = None
 

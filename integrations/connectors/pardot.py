@@ -43,6 +43,7 @@ from integrations.connectors.base import (
     RateSpec,
     RecordResult,
 )
+from integrations.connectors.feedback import FeedbackEvent, FeedbackKind, occurred
 from integrations.connectors.salesforce.connector import SalesforceConfig
 from integrations.connectors.salesforce.fields import json_value
 from integrations.connectors.salesforce.oauth import salesforce_flow
@@ -52,6 +53,9 @@ from mktintegration.http import Response, retry_after_seconds
 
 PRODUCTION = "https://pi.pardot.com"
 API = "/api/v5/objects"
+OPTED_OUT_POLL = "opted-out"
+POLL_PAGE = 200
+POLL_OVERLAP_SECONDS = 60  # reads are served from a cache up to 60 s behind [A3]
 PROSPECTS = "prospects"
 OPT_OUT = "optedOut"
 BUSINESS_UNIT_HEADER = "Pardot-Business-Unit-Id"
@@ -166,6 +170,8 @@ class Pardot(Connector):
         ),
     }
     default_rate = RateSpec(requests=5, per_seconds=1)  # 5 concurrent requests [A9]
+    # No webhooks [A3]: opted-out prospects are read by a standing poll (docs/webhooks.md#polls).
+    standing_polls = (OPTED_OUT_POLL,)
     allowed_hosts = ("pi.pardot.com", "pi.demo.pardot.com")
 
     def base_url(self) -> str:
@@ -368,6 +374,48 @@ class Pardot(Connector):
             str(answer.get("id") or ""),
             created_at=created_at,
         )
+
+    def poll_feedback(self, key: str, cursor: dict) -> tuple[list[FeedbackEvent], dict, bool]:
+        """``opted-out``: prospects changed since the cursor, oldest first, 200 a page; each one
+        opted out is an unsubscribe from all e-mail. Reads may be up to 60 s behind the writes
+        [A3], so each pass starts a minute before the latest change the last one saw (events
+        are told apart by prospect and change time: read twice, stored once). The filter's name
+        (``updatedAtAfter``) is unconfirmed in VENDORS.md."""
+        if key != OPTED_OUT_POLL:
+            raise ConnectorError(f"{self.label} cannot poll {key!r}", kind=ErrorKind.CONFIG)
+        since = str(cursor.get("since") or datetime.now(UTC).isoformat())
+        params = {
+            "fields": "id,email,optedOut,updatedAt",
+            "updatedAtAfter": since,
+            "orderBy": "updatedAt",
+            "limit": POLL_PAGE,
+        }
+        if cursor.get("page"):
+            params["nextPageToken"] = str(cursor["page"])
+        answer = self.call("GET", f"{PROSPECTS}?{urlencode(params)}", what="opted-out poll").json()
+        values = [v for v in answer.get("values") or () if isinstance(v, dict)]
+        events = [
+            FeedbackEvent(
+                kind=FeedbackKind.UNSUBSCRIBE,
+                occurred_at=occurred(str(v.get("updatedAt") or "")),
+                vendor_event="prospect optedOut",
+                raw=v,
+                event_id=f"{v.get('id')}:{v.get('updatedAt')}",
+                email=str(v.get("email") or ""),
+                all_email=True,
+                detail="opted out at Account Engagement",
+            )
+            for v in values
+            if v.get(OPT_OUT) is True
+        ]
+        latest = max(
+            [str(cursor.get("latest") or since)] + [str(v.get("updatedAt") or "") for v in values]
+        )
+        token = answer.get("nextPageToken")
+        if token:
+            return events, {"since": since, "page": token, "latest": latest}, True
+        start = occurred(latest) - timedelta(seconds=POLL_OVERLAP_SECONDS)
+        return events, {"since": start.isoformat()}, False
 
     def suppress(
         self, object_name: str, records: list[OutRecord], *, destination_config: dict

@@ -1,6 +1,6 @@
 """Feedback read from a vendor's API on a schedule: a sent campaign's report (Mailchimp's email
-activity: who was sent it, opened, clicked, bounced), and, when they are built, the contacts of
-vendors without webhooks (Constant Contact, Pardot).
+activity: who was sent it, opened, clicked, bounced), and the standing polls of vendors without
+webhooks (Account Engagement's opted-out prospects), kept for as long as the connection is.
 
 A ``FeedbackPoll`` row per thing read keeps where the last read ended (the connector's cursor);
 the beat task sends a poll task for each due one; the events read are stored and processed like
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from integrations.connectors import connector_class
+from integrations.connectors import REGISTRY, connector_class
 from integrations.connectors.base import Connector
 from integrations.engine.state import connection_mark_failed
 from integrations.models import Connection
@@ -51,6 +51,29 @@ def poll_schedule(*, connection: Connection, key: str, started_at: datetime) -> 
         FeedbackPoll.objects.filter(pk=poll.pk).update(poll_until=until)
         poll.poll_until = until
     return poll
+
+
+def polls_standing_ensure() -> int:
+    """Every connection whose vendor declares standing polls has them, read from now on (an
+    existing one is kept going); the number created."""
+    now = timezone.now()
+    until = now + timedelta(days=settings.MKT_FEEDBACK_POLL_DAYS)
+    vendors = {slug: cls.standing_polls for slug, cls in REGISTRY.items() if cls.standing_polls}
+    created = 0
+    for connection in Connection.objects.filter(vendor__in=list(vendors)).only("pk", "vendor"):
+        for key in vendors[connection.vendor]:
+            _, new = FeedbackPoll.objects.update_or_create(
+                connection=connection,
+                key=key,
+                defaults={"poll_until": until},
+                create_defaults={
+                    "poll_until": until,
+                    "next_poll_at": now,
+                    "cursor": {"since": now.isoformat()},
+                },
+            )
+            created += new
+    return created
 
 
 def polls_due() -> list[int]:

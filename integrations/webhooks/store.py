@@ -70,6 +70,8 @@ def events_store(
     for event in events:
         unique.setdefault(event.dedupe_key, event)
     rows = [_row(connection, e, via, now) for e in unique.values()]
+    if not rows:  # a poll that read nothing new
+        return []
     # One statement: outside a transaction it is committed when it returns (and on_commit
     # runs at once); inside one, the task is sent when that commits.
     ids = _insert_new(rows)

@@ -67,6 +67,7 @@ def maintain_task() -> dict:
     connections = suppress.suppressions_due()
     for connection_id in connections:
         suppress_task.delay(connection_id=connection_id)
+    polls.polls_standing_ensure()
     due = polls.polls_due()
     for poll_id in due:
         poll_task.delay(poll_id=poll_id)

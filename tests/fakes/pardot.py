@@ -113,6 +113,12 @@ class FakePardot(FakeVendor):
             created = datetime.now(UTC) - timedelta(days=days_old)
             return self._create({"email": email, **fields}, created)["id"]
 
+    def opt_out(self, email: str) -> None:
+        """The person unsubscribes at Account Engagement (an e-mail's link, say)."""
+        with self._lock:
+            for record in self._matching(email, deleted=False):
+                record.update(optedOut=True, updatedAt=_stamp(datetime.now(UTC)))
+
     def find(self, email: str, *, deleted: bool = False) -> dict[str, Any] | None:
         """The most recently updated prospect with this address (live, or in the bin)."""
         with self._lock:
@@ -164,7 +170,8 @@ class FakePardot(FakeVendor):
         add("POST", f"{prospects}/do/upsertLatestByEmail", self._upsert,
             validate=self._check_upsert, write=True, json_body=True)  # fmt: skip
         add("GET", prospects, self._query,
-            query=frozenset({"fields", "email", "limit", "nextPageToken"}))  # fmt: skip
+            query=frozenset({"fields", "email", "limit", "nextPageToken", "updatedAtAfter",
+                             "orderBy"}))  # fmt: skip
         add("DELETE", rf"{prospects}/(?P<id>\d+)", self._delete, write=True)
         add("GET", f"{API}/custom-fields", self._custom_fields,
             query=frozenset({"fields", "limit", "nextPageToken"}))  # fmt: skip
@@ -315,8 +322,26 @@ class FakePardot(FakeVendor):
         live = [p for p in self.store.values() if not p["isDeleted"]]
         if email is not None:
             live = self._matching(email, deleted=False)
-        values = [{f: p.get(f) for f in fields} for p in live[:limit]]
-        return Response(200, {"values": values, "nextPageToken": None})
+        after = req.query.get("updatedAtAfter")
+        if after is not None:
+            try:
+                moment = datetime.fromisoformat(after)
+            except ValueError:
+                self.violate(req, f"updatedAtAfter {after!r} is not ISO 8601 [A3]")
+                return errors.error(400, errors.INVALID_VALUE, "updatedAtAfter")
+            live = [p for p in live if datetime.fromisoformat(p["updatedAt"]) > moment]
+        order = req.query.get("orderBy")
+        if order not in (None, "updatedAt", "id"):
+            self.violate(req, f"orderBy {order!r}")
+        if order:
+            live.sort(key=lambda p: (p[order], p["id"]))
+        offset = int(req.query.get("nextPageToken") or 0)
+        page = live[offset : offset + limit]
+        more = offset + limit < len(live)
+        values = [{f: p.get(f) for f in fields} for p in page]
+        return Response(
+            200, {"values": values, "nextPageToken": str(offset + limit) if more else None}
+        )
 
     def _delete(self, req: Request) -> Response:
         record = self.store.get(int(req.params["id"]))
