@@ -11,15 +11,16 @@ from integrations.models.runs import BUCKETS, BatchStatus
 from integrations.services import sync_run_start
 from tests.factories import CompanyFactory
 from tests.integrations.conftest import make_marketo_connection, make_sync
-from tests.worker import WorkerProcess, wait_for
+from tests.worker import WorkerProcess, clear_file_broker, wait_for
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_run_to_marketo_loses_nothing_and_creates_nothing_twice(
-    celery_worker, marketo, settings
+    transactional_db, marketo, settings
 ):
     settings.MKT_RUN_STALE_SECONDS = 2
+    clear_file_broker()
     companies = CompanyFactory.create_batch(3000)  # two tasks of five Sync Companies calls
     sync = make_sync(
         make_marketo_connection(marketo),
@@ -31,13 +32,19 @@ def test_a_worker_killed_mid_run_to_marketo_loses_nothing_and_creates_nothing_tw
     # applied and our ledger has not committed.
     marketo.delay_next(1000, 0.4, apply_first=True, path_contains="/rest/v1/companies.json")
 
-    run = sync_run_start(sync=sync, trigger="manual")
-    wait_for(
-        lambda: SyncBatch.objects.filter(run=run, status=BatchStatus.DONE).count() >= 1,
-        timeout=120,
-        what="a first task to be delivered",
-    )
-    celery_worker.kill()
+    # One process: the second task is under way when the first is done (two processes would
+    # deliver both at once, and the run could end before the kill).
+    celery_worker = WorkerProcess(name="killed", concurrency=1).start()
+    try:
+        run = sync_run_start(sync=sync, trigger="manual")
+        wait_for(
+            lambda: SyncBatch.objects.filter(run=run, status=BatchStatus.DONE).count() >= 1,
+            timeout=120,
+            what="a first task to be delivered",
+        )
+        celery_worker.kill()
+    finally:
+        celery_worker.stop()  # (after the kill: nothing to stop)
     assert SyncRun.objects.get(pk=run.pk).status == RunStatus.DELIVERING
 
     replacement = WorkerProcess(name="replacement").start()
