@@ -395,6 +395,47 @@ class Connector:
         return {"headers": {**(headers or {}), "Authorization": f"Bearer {token}"}}
 
     # --- shared helpers --------------------------------------------------------------------
+    def by_mode(
+        self,
+        object_name: str,
+        records: list[OutRecord],
+        *,
+        mode: str,
+        match_field: str,
+        destination_config: dict,
+    ) -> tuple[dict[str, RecordResult], list[OutRecord]]:
+        """Create-only and update-only on a vendor whose write is an upsert: one look-up, then
+        (the records left as they are, the records to write)."""
+        if mode not in ("create_only", "update_only"):
+            return {}, records
+        existing = self.lookup(
+            object_name,
+            [r.match_value for r in records],
+            match_field=match_field,
+            destination_config=destination_config,
+        )
+        done: dict[str, RecordResult] = {}
+        to_write = []
+        for record in records:
+            found = existing.get(record.match_value)
+            if mode == "create_only" and found:
+                done[record.key] = RecordResult(
+                    record.key,
+                    Outcome.UNCHANGED,
+                    found,
+                    f"already at {self.label}; create-only leaves it alone",
+                )
+            elif mode == "update_only" and not found:
+                done[record.key] = RecordResult(
+                    record.key,
+                    Outcome.UNCHANGED,
+                    "",
+                    f"not at {self.label}; update-only creates nothing",
+                )
+            else:
+                to_write.append(record)
+        return done, to_write
+
     def send(self, method: str, url: str, *, headers: dict | None = None, **kwargs) -> Response:
         """One authenticated request to the vendor. For an OAuth auth kind the access token is
         renewed when due, and a refused token (``token_rejected``: a 401) renews it once and

@@ -278,34 +278,13 @@ class HubSpot(Connector):
         destination_config: dict,
         idempotency_key: str,
     ) -> list[RecordResult]:
-        results: dict[str, RecordResult] = {}
-        to_write = records
-        if mode in ("create_only", "update_only"):
-            existing = self.lookup(
-                object_name,
-                [r.match_value for r in records],
-                match_field=match_field,
-                destination_config=destination_config,
-            )
-            to_write = []
-            for record in records:
-                found = existing.get(record.match_value)
-                if mode == "create_only" and found:
-                    results[record.key] = RecordResult(
-                        record.key,
-                        Outcome.UNCHANGED,
-                        found,
-                        "already at HubSpot; create-only leaves it alone",
-                    )
-                elif mode == "update_only" and not found:
-                    results[record.key] = RecordResult(
-                        record.key,
-                        Outcome.UNCHANGED,
-                        "",
-                        "not at HubSpot; update-only creates nothing",
-                    )
-                else:
-                    to_write.append(record)
+        results, to_write = self.by_mode(
+            object_name,
+            records,
+            mode=mode,
+            match_field=match_field,
+            destination_config=destination_config,
+        )
         if to_write:
             results.update(self._batch_upsert(object_name, to_write, match_field, idempotency_key))
         return [results[r.key] for r in records]

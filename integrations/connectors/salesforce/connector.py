@@ -254,27 +254,14 @@ class Salesforce(SalesforceApi):
         if _routes(object_name, destination_config):
             routed, to_write = self._route(records, match_field)
             results.update(routed)
-        if mode in ("create_only", "update_only") and to_write:
-            existing = self.lookup(
-                object_name,
-                [r.match_value for r in to_write],
-                match_field=match_field,
-                destination_config=destination_config,
-            )
-            kept = []
-            for record in to_write:
-                found = existing.get(record.match_value)
-                if mode == "create_only" and found:
-                    results[record.key] = RecordResult(
-                        record.key, Outcome.UNCHANGED, found, "already at Salesforce; create-only"
-                    )
-                elif mode == "update_only" and not found:
-                    results[record.key] = RecordResult(
-                        record.key, Outcome.UNCHANGED, "", "not at Salesforce; update-only"
-                    )
-                else:
-                    kept.append(record)
-            to_write = kept
+        left, to_write = self.by_mode(
+            object_name,
+            to_write,
+            mode=mode,
+            match_field=match_field,
+            destination_config=destination_config,
+        )
+        results.update(left)
         if to_write:
             results.update(self._collections_upsert(sobject, to_write, match_field, fields))
         return [results[r.key] for r in records]
