@@ -37,7 +37,7 @@ run: $(STAMP)
 # DATABASE_URL points elsewhere).
 DEMO_TESTS := tests/exports tests/security tests/audit tests/operations/test_dashboard.py \
 	tests/integrations/test_admin.py tests/mktintegration/test_admin.py \
-	tests/mktintegration/test_readme_tour.py
+	tests/mktintegration/test_readme_tour.py tests/webhooks
 test: $(STAMP)
 	@.ci/fetch-vendor-specs || echo "Mailchimp's spec could not be downloaded: its checks will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
