@@ -267,6 +267,11 @@ def runs_reap() -> dict[str, int]:
         counts["runs"] += 1
         dispatch_run(run_id)
     running = SyncBatch.objects.filter(status=BatchStatus.RUNNING, heartbeat_at__lt=stale)
+    # A batch whose records are in a vendor job already (a job_ref without a submission stage)
+    # was being polled: it goes back to waiting for its job, never to be sent again.
+    polling = running.exclude(job_ref="").exclude(job_ref__contains="|")
+    repolled = list(polling.values_list("pk", flat=True))
+    polling.update(status=BatchStatus.WAITING, not_before=timezone.now())
     requeued = list(running.values_list("pk", flat=True))
     running.update(status=BatchStatus.QUEUED, not_before=None)
     waiting = SyncBatch.objects.filter(status=BatchStatus.QUEUED).filter(
@@ -283,6 +288,8 @@ def runs_reap() -> dict[str, int]:
             "pk", flat=True
         )
     )
+    jobs = sorted(set(jobs) | set(repolled))
+    counts["batches"] += len(repolled)
     if jobs:
         dispatch_polls(jobs, 0)
     return counts
