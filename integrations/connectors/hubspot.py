@@ -39,10 +39,12 @@ from integrations.connectors import register
 from integrations.connectors.base import (
     Connector,
     ConnectorConfig,
+    DailyQuota,
     DestinationField,
     DestinationObject,
     Outcome,
     OutRecord,
+    QuotaUsage,
     RateSpec,
     RecordResult,
 )
@@ -155,6 +157,11 @@ class HubSpot(Connector):
         ),
     }
     default_rate = RateSpec(requests=100, per_seconds=10)  # Free/Starter private app [H18]
+    # 250,000 a day per account on Free/Starter (more on other plans and with the add-on: set
+    # the connection's own), shared by every app on it. HubSpot's day ends at midnight in the
+    # account's time zone [H18], which its API does not tell us: UTC here, and HubSpot's own
+    # count (the Daily headers of private-app requests) corrects ours.
+    daily_quota = DailyQuota(requests=250_000, timezone="UTC")
     allowed_hosts = ("api.hubapi.com",)
     webhook_auth = "signature"
 
@@ -190,6 +197,26 @@ class HubSpot(Connector):
             raise ConnectorError(f"HubSpot {what}: {text}", kind=kind, status=400)
         self.raise_for_status(response, what)
         return response
+
+    def quota_usage(self, response) -> QuotaUsage | None:
+        """``X-HubSpot-RateLimit-Daily`` and ``-Daily-Remaining``: HubSpot's count of the
+        account's requests today (private-app requests only: OAuth ones carry none) [H18]."""
+        try:
+            limit = int(response.headers["X-HubSpot-RateLimit-Daily"])
+            remaining = int(response.headers["X-HubSpot-RateLimit-Daily-Remaining"])
+        except (KeyError, ValueError):
+            return None
+        return QuotaUsage(used=max(limit - remaining, 0), limit=limit)
+
+    def raise_for_status(self, response, what: str) -> None:
+        """A 429 whose ``policyName`` is ``DAILY`` is the day's allowance spent [H18]: the
+        records wait for the next day (deferred), never failed."""
+        if response.status_code == 429 and _policy(response) == "DAILY":
+            raise self.quota_spent(
+                f"HubSpot {what}: the account's daily API limit is reached (policyName DAILY); "
+                "requests go again after midnight"
+            )
+        super().raise_for_status(response, what)
 
     @staticmethod
     def error_text(response) -> str:
@@ -532,6 +559,17 @@ def _feedback(event: dict, config: HubSpotConfig) -> FeedbackEvent:
 
 
 _RETRYABLE = {"RATE_LIMITS", "TIMEOUT", "INTERNAL_ERROR"}
+
+
+def _policy(response) -> str:
+    """The ``policyName`` of a 429 body (``DAILY``, ``TEN_SECONDLY_ROLLING``) [H18]."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("policyName") or "") if isinstance(body, dict) else ""
+
+
 # A property's type [H25] as the values it takes; enumerations shown as checkboxes take several
 # options joined by ";" [H26].
 _KINDS = {

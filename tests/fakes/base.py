@@ -165,11 +165,15 @@ class FakeVendor:
         with self._lock:
             self._window = SlidingWindow(*self.nominal_rate_limit, enforced=False)
 
-    def set_daily_limit(self, max_requests: int, *, utc_offset_hours: float = 0.0) -> None:
+    def set_daily_limit(
+        self, max_requests: int, *, utc_offset_hours: float = 0.0, used: int = 0
+    ) -> None:
         """Accept at most ``max_requests`` requests per calendar day (the vendor's day starts at
-        midnight ``utc_offset_hours`` from UTC); more get ``daily_limited_response``."""
+        midnight ``utc_offset_hours`` from UTC); more get ``daily_limited_response``. ``used``:
+        requests other clients of the account made today already."""
         with self._lock:
             self._daily = DailyLimit(max_requests, utc_offset_hours)
+            self._daily.spend(used, time.time())
 
     @property
     def daily_used(self) -> int:

@@ -286,8 +286,13 @@ class FakeHubSpot(FakeVendor):
     def fault_response(self, status: int) -> Response:
         return errors.fault(status)
 
+    def daily_limited_response(self, req: Request) -> Response:
+        return errors.daily_limit_reached()
+
     def decorate(self, response: Response, rate: RateStatus) -> Response:
-        """``X-HubSpot-RateLimit-Interval-Milliseconds``, ``-Max``, ``-Remaining`` [H18]."""
+        """``X-HubSpot-RateLimit-Interval-Milliseconds``, ``-Max``, ``-Remaining`` [H18]; with a
+        daily limit set, ``-Daily`` and ``-Daily-Remaining`` too (HubSpot sends those on
+        private-app requests only; emulator choice: on every answer)."""
         response.headers.update(
             {
                 "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(rate.window_seconds * 1000)),
@@ -295,6 +300,11 @@ class FakeHubSpot(FakeVendor):
                 "X-HubSpot-RateLimit-Remaining": str(rate.remaining),
             }
         )
+        if self._daily is not None:
+            limit = self._daily.max_requests
+            remaining = max(limit - self._daily.used_today(time.time()), 0)
+            response.headers["X-HubSpot-RateLimit-Daily"] = str(limit)
+            response.headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(remaining)
         return response
 
     # -- validators (violations) ----------------------------------------------------------

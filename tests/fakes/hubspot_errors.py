@@ -67,6 +67,19 @@ def too_many_requests(retry_after: str) -> Response:
     return Response(429, body, headers={"Retry-After": retry_after})
 
 
+def daily_limit_reached() -> Response:
+    """429 ``RATE_LIMIT`` / ``DAILY``: the account's requests of the day are spent [H18]
+    (no ``Retry-After``: the day ends at midnight in the account's time zone)."""
+    body = {
+        "status": "error",
+        "message": "You have reached your daily limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": str(uuid.uuid4()),
+        "policyName": "DAILY",
+    }
+    return Response(429, body)
+
+
 def fault(status: int) -> Response:
     """The body for an injected ``status`` (a 429 looks like the real rate limit)."""
     if status == 429:

@@ -167,6 +167,11 @@ class DailyLimit:
         self.used += 1
         return True
 
+    def spend(self, n: int, now: float) -> None:
+        """Count ``n`` requests others made at ``now``."""
+        for _ in range(min(n, self.max_requests)):
+            self.try_acquire(now)
+
     def used_today(self, now: float) -> int:
         return self.used if self.day(now) == self._day else 0
 
