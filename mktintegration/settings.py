@@ -433,6 +433,11 @@ MKT_OAUTH_CLIENTS = {
         "client_id": env_str("MKT_MAILCHIMP_CLIENT_ID") or "",
         "client_secret": env_str("MKT_MAILCHIMP_CLIENT_SECRET") or "",
     },
+    # Constant Contact's app (PKCE and rotating refresh tokens; the portal's API key is the id).
+    "constantcontact": {
+        "client_id": env_str("MKT_CONSTANTCONTACT_CLIENT_ID") or "",
+        "client_secret": env_str("MKT_CONSTANTCONTACT_CLIENT_SECRET") or "",
+    },
     # One External Client App for Salesforce and Account Engagement (Pardot) connections.
     "salesforce": {
         "client_id": env_str("MKT_SALESFORCE_CLIENT_ID") or "",

@@ -156,6 +156,26 @@ def pardot(salesforce_app):
 
 
 @pytest.fixture
+def constantcontact_app(settings):
+    """This installation's OAuth app is the Constant Contact emulator's."""
+    from tests.fakes.constantcontact_oauth import CLIENT_ID, CLIENT_SECRET
+
+    settings.MKT_OAUTH_CLIENTS = {
+        **settings.MKT_OAUTH_CLIENTS,
+        "constantcontact": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+    }
+
+
+@pytest.fixture
+def constantcontact(constantcontact_app):
+    """The Constant Contact emulator (no spec may be kept: VENDORS.md §2 alone)."""
+    from tests.fakes.constantcontact import FakeConstantContact
+
+    with FakeConstantContact() as server:
+        yield server
+
+
+@pytest.fixture
 def mailchimp():
     from tests.fakes.mailchimp import FakeMailchimp
     from tests.fakes.openapi import mailchimp_spec

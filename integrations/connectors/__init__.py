@@ -25,7 +25,14 @@ def connector_class(vendor: str) -> type[Connector]:
 
 def _load() -> None:
     # Explicit imports: each module registers its class with @register.
-    from integrations.connectors import hubspot, mailchimp, marketo, pardot, salesforce  # noqa: F401
+    from integrations.connectors import (  # noqa: F401
+        constantcontact,
+        hubspot,
+        mailchimp,
+        marketo,
+        pardot,
+        salesforce,
+    )
 
 
 _load()

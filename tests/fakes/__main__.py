@@ -3,6 +3,7 @@
     python -m tests.fakes --vendor hubspot --port 8101
     python -m tests.fakes --vendor mailchimp --port 8102 --rate-limit 10/1
     python -m tests.fakes --vendor marketo --port 8103
+    python -m tests.fakes --vendor constantcontact --port 8104
     python -m tests.fakes --vendor consent --port 8110   # the consent service (MKT_CONSENT_URL)
 
 It prints the URL and the credential to use, serves until Ctrl-C, then prints how many requests
@@ -17,6 +18,7 @@ import threading
 
 from tests.fakes.base import FakeVendor
 from tests.fakes.consent import FakeConsentService
+from tests.fakes.constantcontact import NEWSLETTER_LIST_ID, FakeConstantContact
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
 from tests.fakes.marketo import MUNCHKIN_ID, FakeMarketo
@@ -28,6 +30,7 @@ VENDORS: dict[str, type[FakeVendor]] = {
     "consent": FakeConsentService,
     "marketo": FakeMarketo,
     "pardot": FakePardot,
+    "constantcontact": FakeConstantContact,
 }
 
 
@@ -46,6 +49,14 @@ def describe(fake: FakeVendor) -> list[str]:
             f"Marketo emulator on {fake.url}  (REST {fake.url}/rest, identity {fake.url}/identity)",
             f"  auth: client credentials {fake.client_id} / {fake.credential}",
             f'  connection config: {{"munchkin_id": "{MUNCHKIN_ID}"}}',
+        ]
+    if isinstance(fake, FakeConstantContact):
+        return [
+            f"Constant Contact emulator on {fake.url}  (API root {fake.base_url}, OAuth "
+            f"{fake.url}/oauth2/default/v1)",
+            f"  auth: OAuth app {fake.oauth.client_id} / {fake.oauth.client_secret} (HTTP Basic "
+            f"at the token endpoint, PKCE); refresh token {fake.credential} (rotates)",
+            f"  lists: Newsletter {NEWSLETTER_LIST_ID}; 4 requests/s enforced",
         ]
     if isinstance(fake, FakeConsentService):
         return [

@@ -124,7 +124,7 @@ def test_unknown_filter_values_are_a_400_listing_the_allowed_ones(api, integrati
     param = client.get(STATUS, {"colour": "red"})
 
     assert vendor.status_code == state.status_code == param.status_code == 400
-    assert "allowed: hubspot, mailchimp" in vendor.json()["vendor"][0]
+    assert "allowed: constantcontact, hubspot, mailchimp" in vendor.json()["vendor"][0]
     assert "degraded, failing, healthy, paused" in state.json()["state"][0]
     assert "allowed: vendor, state" in param.json()["colour"][0]
 

@@ -12,8 +12,19 @@ from integrations.connectors import REGISTRY
 from tests.integrations.contract.case import Contract
 from tests.integrations.contract.profiles import PROFILES, missing_object, missing_profile
 
+
+def rotating(vendor: str) -> list:
+    """The marks of a vendor's cases. A vendor whose refresh tokens rotate renews them only
+    outside a transaction (never inside one that could roll the new token back, ADR 0007), so
+    its tests run without the transaction pytest-django wraps a test in."""
+    flows = REGISTRY[vendor].token_flows.values()
+    if any(flow.rotates_refresh_tokens for flow in flows):
+        return [pytest.mark.django_db(transaction=True)]
+    return []
+
+
 CASES = [
-    pytest.param((vendor, name), id=f"{vendor}-{name}")
+    pytest.param((vendor, name), id=f"{vendor}-{name}", marks=rotating(vendor))
     for vendor, cls in sorted(REGISTRY.items())
     for name in cls.objects
 ]

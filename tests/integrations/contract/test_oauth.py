@@ -14,13 +14,14 @@ from integrations.oauth.flows import CLIENT_CREDENTIALS
 from mktintegration import roles
 from tests.integrations.conftest import start_and_drive
 from tests.integrations.contract.case import Contract
+from tests.integrations.contract.conftest import rotating
 from tests.integrations.contract.profiles import PROFILES
 from tests.integrations.oauth.conftest import connect, oauth_apps, oauth_connection, token_calls
 
 __all__ = ["oauth_apps"]  # the emulators' OAuth apps, configured for every test here
 
 OAUTH_CASES = [
-    pytest.param((vendor, name), id=f"{vendor}-{name}")
+    pytest.param((vendor, name), id=f"{vendor}-{name}", marks=rotating(vendor))
     for vendor, cls in sorted(REGISTRY.items())
     if "oauth2" in cls.token_flows
     for name in cls.objects

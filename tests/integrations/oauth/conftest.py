@@ -11,6 +11,8 @@ import requests
 from integrations.credentials import connection_credentials_save
 from integrations.models import Connection
 from mktintegration import roles
+from tests.fakes.constantcontact_oauth import CLIENT_ID as CC_ID
+from tests.fakes.constantcontact_oauth import CLIENT_SECRET as CC_SECRET
 from tests.fakes.hubspot_oauth import CLIENT_ID as HS_ID
 from tests.fakes.hubspot_oauth import CLIENT_SECRET as HS_SECRET
 from tests.fakes.mailchimp_oauth import CLIENT_ID as MC_ID
@@ -29,6 +31,7 @@ def oauth_apps(settings):
         "hubspot": {"client_id": HS_ID, "client_secret": HS_SECRET},
         "mailchimp": {"client_id": MC_ID, "client_secret": MC_SECRET},
         "salesforce": {"client_id": SF_ID, "client_secret": SF_SECRET},
+        "constantcontact": {"client_id": CC_ID, "client_secret": CC_SECRET},
     }
     settings.MKT_BASE_URL = "http://testserver"
 

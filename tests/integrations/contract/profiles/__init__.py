@@ -4,6 +4,7 @@ connector", step 4)."""
 from __future__ import annotations
 
 from tests.integrations.contract.profiles.base import ObjectProfile, VendorProfile
+from tests.integrations.contract.profiles.constantcontact import ConstantContactProfile
 from tests.integrations.contract.profiles.hubspot import HubSpotProfile
 from tests.integrations.contract.profiles.mailchimp import MailchimpProfile
 from tests.integrations.contract.profiles.marketo import MarketoProfile
@@ -13,6 +14,7 @@ from tests.integrations.contract.profiles.salesforce import SalesforceProfile
 PROFILES: dict[str, VendorProfile] = {
     profile.vendor: profile
     for profile in (
+        ConstantContactProfile(),
         HubSpotProfile(),
         MailchimpProfile(),
         MarketoProfile(),

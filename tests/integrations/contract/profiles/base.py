@@ -16,6 +16,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from integrations.credentials import connection_credentials_save
+from integrations.models import Connection
+from integrations.oauth.backends import TokenAnswer
 from tests.factories import CompanyFactory, ConsentRecordFactory, ContactFactory
 from tests.fakes.base import FakeVendor
 from tests.fakes.wire import RecordedRequest
@@ -39,6 +42,36 @@ def consented_contacts(n: int = 1, **attrs) -> list:
     for contact in contacts:
         ConsentRecordFactory(contact=contact, status="granted")
     return contacts
+
+
+def oauth_connected(
+    vendor: str, server: FakeVendor, *, scopes, account_id: str, **kwargs
+) -> Connection:
+    """A connection by OAuth, connected to the emulator's account (as a finished Connect
+    leaves it: tokens the emulator's ``oauth.store`` issued), its API at the emulator."""
+    answer = server.oauth.store.issue_grant(list(scopes))  # type: ignore[attr-defined]
+    connection = Connection(
+        name=kwargs.pop("name", f"{vendor} test"),
+        vendor=vendor,
+        auth_kind="oauth2",
+        base_url=kwargs.pop("base_url", getattr(server, "base_url", server.url)),
+        rate_limit_requests=kwargs.pop("rate_limit_requests", 10_000),
+        rate_limit_seconds=kwargs.pop("rate_limit_seconds", 1),
+        **kwargs,
+    )
+    connection.full_clean()
+    return connection_credentials_save(
+        connection=connection,
+        values={"access_token": answer["access_token"], "refresh_token": answer["refresh_token"]},
+        answer=TokenAnswer(
+            access_token=answer["access_token"],
+            refresh_token=answer["refresh_token"],
+            expires_in=answer.get("expires_in"),
+            scopes=tuple(scopes),
+            account_id=account_id,
+            api_endpoint=server.url,
+        ),
+    )
 
 
 # Each dataset a profile may use, and how to make records of it that may be sent.
@@ -140,6 +173,10 @@ class VendorProfile:
     no_choice_fields: str = ""
     # What the pause reason quotes of the vendor's refusal that inject_401 provokes.
     auth_refused: str = "401"
+    # Vendors with no bulk opt-out: the requests ``suppress`` needs per person, and why (0:
+    # one request opts out as many people as one request takes).
+    suppress_requests_per_person: int = 0
+    no_bulk_opt_out: str = ""
     # The connection settings every connection to the emulator needs (Pardot's business unit).
     config: dict[str, Any] = {}
 

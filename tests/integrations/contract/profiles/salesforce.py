@@ -9,42 +9,23 @@ request is sent again (test_oauth.py); the one that survives the renewal pauses 
 
 from __future__ import annotations
 
-from integrations.credentials import connection_credentials_save
 from integrations.models import Connection
-from integrations.oauth.backends import TokenAnswer
 from tests.fakes.salesforce_oauth import ORG_ID
 from tests.fakes.salesforce_store import STAGES, FieldDef
-from tests.integrations.contract.profiles.base import ChoiceCase, ObjectProfile, VendorProfile
+from tests.integrations.contract.profiles.base import (
+    ChoiceCase,
+    ObjectProfile,
+    VendorProfile,
+    oauth_connected,
+)
 
 CUSTOM_OBJECT = "Client_Profile__c"
 SCOPES = ("api", "refresh_token")
 
 
 def connected(vendor: str, server, *, scopes=SCOPES, **kwargs) -> Connection:
-    """A connection by OAuth, connected to the emulator's org (as a finished Connect leaves
-    it), its API at the emulator."""
-    answer = server.oauth.store.issue_grant(list(scopes))
-    connection = Connection(
-        name=kwargs.pop("name", f"{vendor} test"),
-        vendor=vendor,
-        auth_kind="oauth2",
-        base_url=kwargs.pop("base_url", getattr(server, "base_url", server.url)),
-        rate_limit_requests=kwargs.pop("rate_limit_requests", 10_000),
-        rate_limit_seconds=kwargs.pop("rate_limit_seconds", 1),
-        **kwargs,
-    )
-    connection.full_clean()
-    return connection_credentials_save(
-        connection=connection,
-        values={"access_token": answer["access_token"], "refresh_token": answer["refresh_token"]},
-        answer=TokenAnswer(
-            access_token=answer["access_token"],
-            refresh_token=answer["refresh_token"],
-            scopes=tuple(scopes),
-            account_id=ORG_ID,
-            api_endpoint=server.url,
-        ),
-    )
+    """A connection by OAuth, connected to the emulator's org."""
+    return oauth_connected(vendor, server, scopes=scopes, account_id=ORG_ID, **kwargs)
 
 
 class SalesforceObject(ObjectProfile):
