@@ -6,6 +6,7 @@ its permission on each selected object; the work is done by integrations.service
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from django.contrib import admin, messages
@@ -13,7 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django_celery_beat.models import PeriodicTask
 from guardian.shortcuts import get_objects_for_user
 
 from audit.context import client_address
@@ -36,6 +39,7 @@ from integrations.oauth import views as oauth_views
 from integrations.oauth.flows import flow_for
 from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
 from mktintegration.grants import creator_grant
+from mktintegration.scheduling import cron_next, schedule_words
 
 
 def _may(request, perm: str, obj) -> bool:
@@ -182,6 +186,7 @@ class SyncAdmin(ObjectPermissionAdmin):
     list_filter = ("mode", "enabled", "paused", "dataset", "connection__vendor")
     search_fields = ("name",)
     readonly_fields = (
+        "schedule_summary",
         "paused",
         "pause_reason",
         "config_version",
@@ -221,7 +226,40 @@ class SyncAdmin(ObjectPermissionAdmin):
 
     @admin.display(description="schedule")
     def schedule(self, obj):
-        return obj.cron or (f"every {obj.every_minutes} min" if obj.every_minutes else "manual")
+        return schedule_words(cron=obj.cron, every_minutes=obj.every_minutes)
+
+    def get_fields(self, request, obj=None):
+        """The schedule in words right under the cron and the interval it reads."""
+        fields = [f for f in super().get_fields(request, obj) if f != "schedule_summary"]
+        at = fields.index("every_minutes") + 1 if "every_minutes" in fields else len(fields)
+        return [*fields[:at], "schedule_summary", *fields[at:]]
+
+    @admin.display(description="schedule in words")
+    def schedule_summary(self, obj):
+        """What the cron or interval means, and when the next runs are."""
+        if obj is None or not obj.pk:
+            return "-"
+        words = schedule_words(cron=obj.cron, every_minutes=obj.every_minutes)
+        if not obj.enabled or obj.paused:
+            return f"{words} (not running: the sync is {'paused' if obj.paused else 'disabled'})"
+        now = timezone.now()
+        if obj.cron:
+            times = cron_next(obj.cron, after=now)
+        elif obj.every_minutes:
+            task = PeriodicTask.objects.filter(name=obj.periodic_task_name).first()
+            start = task.last_run_at if task and task.last_run_at else now
+            try:  # a stored interval out of range says so elsewhere; here only the words
+                step = timedelta(minutes=obj.every_minutes)
+                behind = max(now - start, timedelta(0)) // step + 1  # intervals since start
+                times = [start + step * (behind + i) for i in range(3)]
+            except (OverflowError, ValueError):
+                return words
+        else:
+            return words
+        if not times:
+            return f"{words}; it never fires"
+        shown = ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in times)
+        return f"{words}. Next runs: {shown} UTC"
 
     @admin.display(description="state")
     def state(self, obj):

@@ -8,8 +8,10 @@ PeriodicTask, and tells beat that the schedule changed.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from celery.schedules import crontab
+from cron_descriptor import ExpressionDescriptor, Options
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django_celery_beat.models import (
@@ -40,6 +42,61 @@ def cron_parse(expression: str) -> dict[str, str]:
         "month_of_year": month_of_year,
         "day_of_week": day_of_week,
     }
+
+
+def schedule_words(*, cron: str, every_minutes: int | None) -> str:
+    """The schedule as a person says it: "Every 15 minutes, UTC", "At 06:30, Monday through
+    Friday, UTC", "every 90 minutes", "manual runs only"."""
+    if cron:
+        try:
+            cron_parse(cron)
+        except ValidationError:
+            return f"{cron} (not a valid cron expression)"
+        options = Options()
+        options.use_24hour_time_format = True
+        options.verbose = False
+        return f"{ExpressionDescriptor(cron, options).get_description()}, UTC"
+    if every_minutes:
+        hours, minutes = divmod(every_minutes, 60)
+        if hours and not minutes:
+            return "every hour" if hours == 1 else f"every {hours} hours"
+        return "every minute" if every_minutes == 1 else f"every {every_minutes} minutes"
+    return "manual runs only"
+
+
+def cron_next(cron: str, *, after: datetime, count: int = 3) -> list[datetime]:
+    """The next ``count`` times (UTC) the cron expression fires after ``after``, as beat runs
+    it (celery's crontab: minute, hour and every day field must all match); [] for an invalid
+    expression or one that fires on no day in the next five years (30 February)."""
+    try:
+        fields = cron_parse(cron)
+    except ValidationError:
+        return []
+    schedule = crontab(
+        fields["minute"],
+        fields["hour"],
+        fields["day_of_week"],
+        fields["day_of_month"],
+        fields["month_of_year"],
+    )
+    after = after.astimezone(UTC)
+    times: list[datetime] = []
+    day = after.date()
+    for _ in range(5 * 366):
+        if (
+            day.month in schedule.month_of_year
+            and day.day in schedule.day_of_month
+            and day.isoweekday() % 7 in schedule.day_of_week  # celery: 0 is Sunday
+        ):
+            for hour in sorted(schedule.hour):
+                for minute in sorted(schedule.minute):
+                    moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+                    if moment > after:
+                        times.append(moment)
+                        if len(times) == count:
+                            return times
+        day += timedelta(days=1)
+    return times
 
 
 def schedule_validate(*, cron: str, every_minutes: int | None) -> None:
