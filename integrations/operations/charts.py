@@ -56,17 +56,36 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _frame(title: str, top: float, parts: list[str], legend: list[tuple[str, str]]) -> SafeString:
+def _intervals(top: float, *, counts: bool) -> int:
+    """How many gridline intervals the axis has: four, or for counts as many as give whole
+    numbers (a top of 5 is ticked 0, 1, 2, 3, 4, 5, never 1.25)."""
+    if not counts:
+        return 4
+    for n in (4, 5, 2, 1):
+        if float(top / n).is_integer():
+            return n
+    return 1
+
+
+def _frame(
+    title: str,
+    top: float,
+    parts: list[str],
+    legend: list[tuple[str, str]],
+    *,
+    counts: bool = False,
+) -> SafeString:
     plot_h = HEIGHT - TOP - BOTTOM
+    intervals = _intervals(top, counts=counts)
     svg = [
         f'<svg class="mkt-chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
         f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold" fill="#212121">'
         f"{escape(title)}</text>",
     ]
-    for tick in range(5):
-        value = top * tick / 4
-        y = TOP + plot_h - plot_h * tick / 4
+    for tick in range(intervals + 1):
+        value = top * tick / intervals
+        y = TOP + plot_h - plot_h * tick / intervals
         svg.append(
             f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#e0e0e0"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" '
@@ -111,7 +130,7 @@ def stacked_bars(title: str, days: list[date], series: dict[str, list[float]]) -
                 f'text-anchor="middle" fill="#616161">{day:%d %b}</text>'
             )
     legend = [(name, _color(name, i)) for i, name in enumerate(series)]
-    return _frame(title, top, parts, legend)
+    return _frame(title, top, parts, legend, counts=True)
 
 
 def lines(
