@@ -5,7 +5,8 @@ last state seen for each key; an e-mail goes out when the state changes into a b
 "recovered" one when it is good again), never because a bad state is observed again. The
 same alert (key and kind) is sent at most once per MKT_ALERT_REPEAT_MINUTES; every alert,
 sent or not, is an ``Alert`` row. Recipients: the object's own list (a sync also gets its
-connection's), plus the active users of the MKT_ALERT_ROLES groups.
+connection's), the active users of the MKT_ALERT_ROLES groups, and for a sync or an export
+schedule the users granted change on it (its creator among them).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from guardian.shortcuts import get_users_with_perms
 
 from integrations.operations.models import (
     Alert,
@@ -39,6 +41,15 @@ def admin_url(path: str) -> str:
 
 
 # --- recipients ----------------------------------------------------------------------------
+
+
+def _owners(obj, perm: str) -> list[str]:
+    """The e-mail addresses of the active users granted ``perm`` on this very object: its
+    creator (who gets that grant) and whoever was granted change on it."""
+    users = get_users_with_perms(
+        obj, only_with_perms_in=[perm], with_group_users=False, with_superusers=False
+    )
+    return [u.email for u in users if u.is_active and u.email]
 
 
 def recipients_for(*, connection=None, sync=None, export_schedule=None) -> list[str]:
@@ -61,6 +72,9 @@ def recipients_for(*, connection=None, sync=None, export_schedule=None) -> list[
         .exclude(email="")
         .values_list("email", flat=True)
     )
+    for owned, perm in ((sync, "change_sync"), (export_schedule, "change_exportschedule")):
+        if owned is not None:
+            emails += _owners(owned, perm)
     unique: dict[str, str] = {}
     for email in emails:
         unique.setdefault(email.strip().lower(), email.strip())

@@ -299,3 +299,28 @@ def test_a_run_deferred_for_want_of_consent_mails_that_the_sync_sends_nothing(
     mail = smtp.wait_for(2)[0]
     assert mail["Subject"] == "[mktintegration] Sync 'Companies to HubSpot' is failing"
     assert "the latest run sent nothing: 40 records deferred" in mail.get_content()
+
+
+@pytest.mark.django_db
+def test_a_failing_sync_is_mailed_to_its_owners_too(smtp, hubspot, user_with_role):
+    """The manager who created the sync, and one granted change on it, hear of it; a manager
+    who may only view it, or who has nothing to do with it, does not."""
+    from guardian.shortcuts import assign_perm
+
+    from mktintegration import roles
+    from mktintegration.grants import creator_grant
+
+    sync = make_sync(make_connection("hubspot", hubspot), name="Leads to HubSpot")
+    creator = user_with_role(roles.MARKETING_MANAGER, email="maya@ourcompany.example")
+    editor = user_with_role(roles.MARKETING_MANAGER, email="eli@ourcompany.example")
+    viewer = user_with_role(roles.MARKETING_MANAGER, email="vic@ourcompany.example")
+    user_with_role(roles.MARKETING_MANAGER, email="other@ourcompany.example")
+    creator_grant(obj=sync, user=creator)
+    assign_perm("integrations.change_sync", editor, sync)
+    assign_perm("integrations.view_sync", viewer, sync)
+    _run(sync, RunStatus.FAILED, error="configuration error: property gone")
+
+    evaluate_all()
+
+    smtp.wait_for(2)
+    assert sorted(smtp.recipients) == ["eli@ourcompany.example", "maya@ourcompany.example"]
