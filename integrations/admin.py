@@ -40,6 +40,7 @@ from integrations.oauth.flows import flow_for
 from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
 from mktintegration.grants import creator_grant
 from mktintegration.scheduling import cron_next, schedule_words
+from mktintegration.templatetags.mkt_units import duration as human_duration
 
 
 def _may(request, perm: str, obj) -> bool:
@@ -354,7 +355,11 @@ class SyncAdmin(ObjectPermissionAdmin):
         for sync in _allowed(request, queryset, "integrations.run_sync", "run"):
             try:
                 run = services.sync_run_start(sync=sync, trigger="manual", user=request.user)
-                self.message_user(request, f"{sync.name}: run {run.pk} queued.")
+                url = reverse("admin:integrations_syncrun_change", args=[run.pk])
+                self.message_user(
+                    request,
+                    format_html('{}: <a href="{}">run {}</a> queued.', sync.name, url, run.pk),
+                )
             except services.SyncBusy as busy:
                 self.message_user(request, f"{sync.name}: {busy}", messages.WARNING)
 
@@ -374,8 +379,22 @@ class SyncAdmin(ObjectPermissionAdmin):
     def replay_dead_letters(self, request, queryset):
         for sync in _allowed(request, queryset, "integrations.replay_deadletters", "replay"):
             count, run = services.deadletters_replay(sync=sync, user=request.user)
-            suffix = f" in run {run.pk}" if run else " (next run)"
-            self.message_user(request, f"{sync.name}: {count} dead letters replayed{suffix}.")
+            if run is None:
+                self.message_user(
+                    request, f"{sync.name}: {count} dead letters replayed (next run)."
+                )
+                continue
+            url = reverse("admin:integrations_syncrun_change", args=[run.pk])
+            self.message_user(
+                request,
+                format_html(
+                    '{}: {} dead letters replayed in <a href="{}">run {}</a>.',
+                    sync.name,
+                    count,
+                    url,
+                    run.pk,
+                ),
+            )
 
 
 def _visible_syncs(request):
@@ -390,25 +409,18 @@ def _visible_syncs(request):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
+    # What a manager scans for, in a width that fits 1366 px; every bucket is on the run's page.
     list_display = (
         "id",
         "sync",
         "status",
         "trigger",
         "queued_at",
-        "finished_at",
+        "duration",
+        "progress",
         "planned",
-        "created",
-        "updated",
-        "unchanged",
-        "deleted",
-        "invalid",
-        "suppressed",
-        "blocked",
-        "deferred",
-        "rejected",
-        "dead_lettered",
-        "failed",
+        "sent",
+        "problems",
     )
     list_filter = ("status", "trigger")
     search_fields = ("sync__name",)
@@ -421,6 +433,40 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
         if request.user.has_perm("integrations.view_sync"):
             return queryset
         return queryset.filter(sync__in=_visible_syncs(request))
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        if obj.started_at is None:
+            return "-"
+        end = obj.finished_at or timezone.now()
+        return human_duration((end - obj.started_at).total_seconds())
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        if not obj.batches_total:
+            return "-"
+        return f"{obj.batches_done} of {obj.batches_total} batches"
+
+    @admin.display(description="sent")
+    def sent(self, obj):
+        """Records the destination confirmed: created, updated, archived."""
+        return obj.created + obj.updated + obj.deleted
+
+    @admin.display(description="problems")
+    def problems(self, obj):
+        parts = [
+            f"{count:,} {label}"
+            for count, label in (
+                (obj.dead_lettered, "dead-lettered"),
+                (obj.failed, "failed"),
+                (obj.rejected, "rejected"),
+                (obj.invalid, "invalid"),
+                (obj.blocked, "blocked"),
+                (obj.deferred, "deferred"),
+            )
+            if count
+        ]
+        return ", ".join(parts) or "-"
 
 
 @admin.register(DeadLetter)

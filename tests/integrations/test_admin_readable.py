@@ -2,8 +2,10 @@
 errors as plain text, no "Object permissions" button that leads nowhere, no "Token: None"."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from integrations.models import DeadLetter, SyncRun
@@ -159,3 +161,31 @@ def test_read_only_connection_page_says_a_missing_token_is_not_set(client_for, h
     page = client_for(roles.AUDITOR).get(f"{CONNECTIONS}{hubspot_connection.pk}/change/")
 
     assert "Token: not set" in page_text(page.content.decode())
+
+
+@pytest.mark.django_db
+def test_the_run_list_shows_duration_progress_and_problems_in_a_few_columns(client_for, hubspot):
+    sync = make_sync(make_connection("hubspot", hubspot), name="Customers to HubSpot")
+    run = SyncRun.objects.create(
+        sync=sync,
+        trigger="manual",
+        status="partial",
+        planned=3_000,
+        created=2_000,
+        updated=100,
+        dead_lettered=2_852,
+        invalid=12,
+        batches_total=30,
+        batches_done=30,
+    )
+    started = timezone.now() - timedelta(minutes=3, seconds=20)
+    SyncRun.objects.filter(pk=run.pk).update(started_at=started, finished_at=timezone.now())
+
+    page = client_for(roles.INTEGRATION_ADMIN).get(RUNS).content.decode()
+
+    text = page_text(page)
+    assert "3 min 20 s" in text and "30 of 30 batches" in text
+    assert "2,852 dead-lettered, 12 invalid" in text
+    head = re.search(r'<table id="result_list">.*?</thead>', page, re.S).group(0)
+    headers = re.findall(r'<th scope="col"', head)
+    assert len(headers) <= 11, len(headers)  # fits 1366 px: every bucket is on the run's page

@@ -64,7 +64,12 @@ def test_the_readme_tour(demo, capsys):
     assert preview.status_code == 200 and b"sends nothing" in preview.content
     assert b"records would be sent" in preview.content
 
-    assert _action(manager, "run_now", syncs).status_code == 200
+    queued = _action(manager, "run_now", syncs)
+    assert queued.status_code == 200
+    for sync in syncs:  # the message links to the run's page
+        run_id = SyncRun.objects.filter(sync=sync).latest("id").pk
+        link = f'<a href="/admin/integrations/syncrun/{run_id}/change/">run {run_id}</a> queued.'
+        assert link in queued.content.decode()
     first = [drive(SyncRun.objects.filter(sync=s).latest("id")) for s in syncs]
     assert all(run.status == "succeeded" for run in first), [(r.status, r.error) for r in first]
     assert sum(run.created for run in first) > 0
