@@ -470,8 +470,10 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(AccessLoggedAdminMixin, ReadOnlyAdmin):
-    # A dead letter's page shows its payload (personal data): each view is access-logged.
+class DeadLetterAdmin(HiddenIs404Mixin, AccessLoggedAdminMixin, ReadOnlyAdmin):
+    # A dead letter's page shows its payload (personal data): each view is access-logged, and
+    # the payload only to who may export the sync's dataset. Managers see the letters of the
+    # syncs granted to them (the reason, to fix the mapping), an id outside them is a 404.
     access_log_dataset = "integrations:deadletter"
     access_log_changelist = False
     list_display = ("id", "sync", "record_key", "error", "attempts", "status", "created_at")
@@ -480,6 +482,40 @@ class DeadLetterAdmin(AccessLoggedAdminMixin, ReadOnlyAdmin):
     ordering = ("-created_at",)
     list_select_related = ("sync",)
     actions = ["replay"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.has_perm("integrations.view_sync"):
+            return queryset
+        return queryset.filter(sync__in=_visible_syncs(request))
+
+    def get_fields(self, request, obj=None):
+        """The payload to who may export the sync's dataset; to anyone else, a line saying
+        why it is not shown (worked out per request: the admin is shared by every request)."""
+        fields = [f for f in super().get_fields(request, obj) if f != "payload_hidden"]
+        if obj is not None and not self._may_see_payload(request.user, obj):
+            fields = [f if f != "payload" else "payload_hidden" for f in fields]
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "payload_hidden"]
+
+    @staticmethod
+    def _payload_permission(obj) -> str:
+        from exports.datasets import DATASETS
+
+        dataset = DATASETS.get(obj.sync.dataset)
+        return dataset.permission if dataset else "integrations.view_sync"
+
+    def _may_see_payload(self, user, obj) -> bool:
+        return user.has_perm(self._payload_permission(obj))
+
+    @admin.display(description="payload")
+    def payload_hidden(self, obj):
+        return (
+            f"hidden: the {obj.sync.dataset} dataset's values are shown to who may export it "
+            f"({self._payload_permission(obj)})"
+        )
 
     def has_replay_permission(self, request) -> bool:
         user = request.user
@@ -490,8 +526,9 @@ class DeadLetterAdmin(AccessLoggedAdminMixin, ReadOnlyAdmin):
         )
 
     def access_log_object(self, request, obj):
+        shown = isinstance(obj.payload, dict) and self._may_see_payload(request.user, obj)
         return {
-            "fields": sorted(obj.payload) if isinstance(obj.payload, dict) else [],
+            "fields": sorted(obj.payload) if shown else [],
             "detail": f"ids: {obj.pk}; sync {obj.sync_id} ({obj.sync.dataset}), record "
             f"{obj.record_key}",
         }

@@ -61,8 +61,9 @@ _GRANT_PAGES = frozenset(
     }
 )
 
-# Syncs. Managers create syncs and are granted the ones they create, and see the runs of
-# the syncs granted to them (counts only; dead letters and the ledger hold personal data);
+# Syncs. Managers create syncs and are granted the ones they create, and see the runs and
+# the dead letters of the syncs granted to them (a letter's payload only where they may
+# export the sync's dataset; the ledger holds personal data);
 # connections hold credentials, so Integration Admins create and change them and grant them
 # to managers. Connecting a connection to a vendor account by OAuth (and disconnecting it) is
 # its own permission: Integration Admins hold it, and may grant it on one connection to a
@@ -129,7 +130,7 @@ ROLES: dict[str, Role] = {
             | {"exports.add_exportschedule"}
             | view("exports", "exportdestination", "exportrun")
             | _SYNC_CONFIG
-            | view("integrations", "syncrun")
+            | view("integrations", "syncrun", "deadletter")
             | _DASHBOARD,
             max_export_rows=250_000,
         ),

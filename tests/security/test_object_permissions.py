@@ -140,4 +140,40 @@ def test_a_manager_sees_the_runs_of_granted_syncs_only(client, pair, mona):
     assert {run.pk for run in changelist.result_list} == {mine.pk}
     assert client.get(f"/admin/integrations/syncrun/{mine.pk}/change/").status_code == 200
     assert client.get(f"/admin/integrations/syncrun/{theirs.pk}/change/").status_code == 404
-    assert client.get("/admin/integrations/deadletter/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_manager_reads_the_dead_letters_of_granted_syncs_payload_as_the_dataset_allows(
+    client, pair, mona
+):
+    """The reason a record failed, to fix the mapping; the values only where the manager may
+    export the sync's dataset (clients yes, contacts no)."""
+    from integrations.models import DeadLetter, LedgerEntry
+
+    def letter(sync, key, payload, error):
+        entry = LedgerEntry.objects.create(sync=sync, record_key=key, status="dead")
+        return DeadLetter.objects.create(
+            sync=sync, entry_id=entry.pk, record_key=key, payload=payload, error=error
+        )
+
+    granted, neighbour = pair("sync")
+    people = make_sync(granted.connection, "Contacts")
+    people.dataset = "contacts"
+    people.save(update_fields=["dataset"])
+    for sync in (granted, people):
+        _grant(mona, sync, "view")
+    error = "numberofemployees: 'Berlin' is not a number"
+    mine = letter(granted, "7", {"numberofemployees": "Berlin"}, error)
+    personal = letter(people, "8", {"email": "ann@example.com"}, "refused")
+    theirs = letter(neighbour, "9", {}, "x")
+    client.force_login(mona)
+
+    changelist = client.get("/admin/integrations/deadletter/").context["cl"]
+    page = client.get(f"/admin/integrations/deadletter/{mine.pk}/change/").content.decode()
+    hidden = client.get(f"/admin/integrations/deadletter/{personal.pk}/change/").content.decode()
+
+    assert {letter.pk for letter in changelist.result_list} == {mine.pk, personal.pk}
+    assert "is not a number" in page and "Berlin" in page.split(error)[-1]
+    assert "ann@example.com" not in hidden
+    assert "hidden: the contacts dataset" in hidden and "exports.export_contacts" in hidden
+    assert client.get(f"/admin/integrations/deadletter/{theirs.pk}/change/").status_code == 404

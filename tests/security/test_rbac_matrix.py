@@ -101,7 +101,10 @@ ADMIN: dict[str, Admin] = {
         },
     ),
     "integrations.SyncRun": _read_only(MM, IA, AU),
-    "integrations.DeadLetter": Admin(_s(IA), NOBODY, {"delete_selected": NOBODY, "replay": _s(IA)}),
+    # Managers: the letters of the syncs granted to them (the payload as the dataset allows).
+    "integrations.DeadLetter": Admin(
+        _s(MM, IA), NOBODY, {"delete_selected": NOBODY, "replay": _s(IA)}
+    ),
     "integrations.LedgerEntry": _read_only(IA),
     # Which consent decision allowed each send (no payload or match value): auditors too.
     "integrations.ConsentEvidence": _read_only(IA, AU),
