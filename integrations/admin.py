@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django_celery_beat.models import PeriodicTask
 from guardian.shortcuts import get_objects_for_user
 
@@ -37,6 +37,7 @@ from integrations.models import (
 from integrations.models.runs import BUCKETS
 from integrations.oauth import views as oauth_views
 from integrations.oauth.flows import flow_for
+from integrations.run_reasons import run_reasons
 from mktintegration.admin_base import HiddenIs404Mixin, ObjectPermissionAdmin, ReadOnlyAdmin
 from mktintegration.grants import creator_grant
 from mktintegration.scheduling import cron_next, schedule_words
@@ -427,12 +428,38 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
     ordering = ("-queued_at",)
     list_select_related = ("sync",)
     exclude = ("preview",)
+    readonly_fields = ("reasons",)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.user.has_perm("integrations.view_sync"):
             return queryset
         return queryset.filter(sync__in=_visible_syncs(request))
+
+    def get_fields(self, request, obj=None):
+        """Why records were not sent, first: what a manager opens a run page for."""
+        fields = [f for f in super().get_fields(request, obj) if f != "reasons"]
+        return ["reasons", *fields]
+
+    @admin.display(description="why records were not sent")
+    def reasons(self, obj):
+        found = run_reasons(obj)
+        if not found:
+            return "-"
+        sync_url = reverse("admin:integrations_sync_change", args=[obj.sync_id])
+        items = []
+        for reason in found:
+            fix = ""
+            if reason.field:
+                fix = format_html(
+                    ' — <a href="{}#mappings-group">mapping {} → {}</a>',
+                    sync_url,
+                    reason.source,
+                    reason.field,
+                )
+            count = f"{reason.count:,}"
+            items.append(format_html("<li>{} &times; {}{}</li>", count, reason.example, fix))
+        return format_html("<ul>{}</ul>", format_html_join("", "{}", ((i,) for i in items)))
 
     @admin.display(description="duration")
     def duration(self, obj):

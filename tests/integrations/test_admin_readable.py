@@ -189,3 +189,27 @@ def test_the_run_list_shows_duration_progress_and_problems_in_a_few_columns(clie
     head = re.search(r'<table id="result_list">.*?</thead>', page, re.S).group(0)
     headers = re.findall(r'<th scope="col"', head)
     assert len(headers) <= 11, len(headers)  # fits 1366 px: every bucket is on the run's page
+
+
+@pytest.mark.django_db
+def test_a_run_page_says_why_records_were_not_sent_grouped_with_the_mapping_to_fix(
+    client_for, hubspot
+):
+    CompanyFactory.create_batch(3, city="Berlin")
+    CompanyFactory.create_batch(2, city="Paris")
+    sync = make_sync(
+        make_connection("hubspot", hubspot),
+        name="Customers to HubSpot",
+        mappings=[("name", "name"), ("city", "numberofemployees")],
+    )
+    run = start_and_drive(sync)
+    assert run.invalid == 5, run.counts()
+
+    page = client_for(roles.INTEGRATION_ADMIN).get(f"{RUNS}{run.pk}/change/").content.decode()
+
+    text = page_text(page)
+    times = "\N{MULTIPLICATION SIGN}"
+    reason = re.search(rf"5 {times} numberofemployees: '(Berlin|Paris)' is not a number", text)
+    assert reason, text[:2000]
+    assert "is not a number — mapping city → numberofemployees" in text
+    assert f'href="/admin/integrations/sync/{sync.pk}/change/#mappings-group"' in page
