@@ -198,9 +198,16 @@ class SyncAdmin(ObjectPermissionAdmin):
         "updated_at",
     )
     actions = ["preview", "run_now", "pause", "resume", "replay_dead_letters"]
+    change_form_template = "admin/integrations/sync/change_form.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("connection")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["may_preview"] = _may(request, "integrations.preview_sync", obj)
+            context["may_run"] = _may(request, "integrations.run_sync", obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)

@@ -213,3 +213,27 @@ def test_a_run_page_says_why_records_were_not_sent_grouped_with_the_mapping_to_f
     assert reason, text[:2000]
     assert "is not a number — mapping city → numberofemployees" in text
     assert f'href="/admin/integrations/sync/{sync.pk}/change/#mappings-group"' in page
+
+
+@pytest.mark.django_db
+def test_preview_and_run_now_are_buttons_on_the_sync_page_for_who_may_use_them(
+    client, client_for, hubspot, user_with_role
+):
+    sync = make_sync(make_connection("hubspot", hubspot), name="Customers to HubSpot")
+    CompanyFactory.create_batch(2)
+    admin_client = client_for(roles.INTEGRATION_ADMIN)
+
+    page = admin_client.get(f"{SYNCS}{sync.pk}/change/").content.decode()
+    assert ">Preview</button>" in page and ">Run now</button>" in page
+    queued = admin_client.post(
+        SYNCS, {"action": "run_now", "_selected_action": [sync.pk]}, follow=True
+    ).content.decode()
+    run = SyncRun.objects.get(sync=sync)
+    assert f'<a href="{RUNS}{run.pk}/change/">run {run.pk}</a> queued.' in queued
+
+    viewer = user_with_role(roles.MARKETING_MANAGER)
+    assign_perm("integrations.view_sync", viewer, sync)
+    client.force_login(viewer)
+    seen = client.get(f"{SYNCS}{sync.pk}/change/").content.decode()
+    assert "Customers to HubSpot" in seen
+    assert ">Preview</button>" not in seen and ">Run now</button>" not in seen
