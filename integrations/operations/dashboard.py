@@ -46,6 +46,9 @@ def _progress(run: dict | None) -> dict | None:
     return {"done": done, "total": total, "percent": percent, "planned": run["planned"]}
 
 
+REFRESH_SECONDS = 15  # how often the dashboard reloads itself while something runs
+
+
 def dashboard_context(user, *, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     days = _days(now)
@@ -54,6 +57,7 @@ def dashboard_context(user, *, now: datetime | None = None) -> dict:
     syncs = objects_for(user, Sync)
     schedules = objects_for(user, ExportSchedule)
     sync_tiles = sync_statuses(syncs, now=now)
+    export_tiles = export_statuses(schedules, now=now)
     resume = dict(syncs.exclude(quota_resume_at=None).values_list("pk", "quota_resume_at"))
     for tile in sync_tiles:
         tile.progress = _progress(tile.active_run)
@@ -69,7 +73,7 @@ def dashboard_context(user, *, now: datetime | None = None) -> dict:
         "quota_rows": quota_rows(connections),
         "quota_alert_share": settings.MKT_ALERT_QUOTA_SHARE,
         "sync_tiles": sync_tiles,
-        "export_tiles": export_statuses(schedules, now=now),
+        "export_tiles": export_tiles,
         "runs_chart": _runs_chart(runs, days),
         "records_chart": _records_chart(runs, days),
         "exports_chart": _exports_chart(schedules, since, days),
@@ -80,6 +84,11 @@ def dashboard_context(user, *, now: datetime | None = None) -> dict:
             key=lambda item: -(item[1].p95_seconds or 0),
         ),
         "slo_target": settings.MKT_SLO_P95_SECONDS,
+        # While a sync or an export runs, the page reloads itself (no script: CSP).
+        "refresh_seconds": REFRESH_SECONDS
+        if any(t.active_run for t in sync_tiles)
+        or any(getattr(t, "active_run", None) for t in export_tiles)
+        else None,
     }
 
 

@@ -73,6 +73,17 @@ def test_a_long_run_shows_its_progress(client_for, hubspot):
 
     assert "20 of 50 batches (5000 records planned)" in html
     assert '<progress class="mkt-progress" max="100" value="40"' in html
+    assert '<meta http-equiv="refresh" content="15">' in html  # reloads while it runs
+
+
+@pytest.mark.django_db
+def test_the_dashboard_does_not_reload_itself_when_nothing_runs(client_for, hubspot):
+    sync = make_sync(make_connection("hubspot", hubspot), name="idle")
+    SyncRun.objects.create(sync=sync, trigger="schedule", status=RunStatus.SUCCEEDED)
+
+    html = client_for(roles.INTEGRATION_ADMIN).get(URL).content.decode()
+
+    assert 'http-equiv="refresh"' not in html
 
 
 @pytest.mark.django_db
