@@ -112,3 +112,20 @@ def test_percentile_is_nearest_rank():
     assert percentile(list(range(1, 101)), 0.95) == 95
     assert percentile([], 0.95) is None
     assert percentile([3.0], 0.5) == 3.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("every_minutes", "counted"), [(None, False), (15, True)])
+def test_the_real_time_objective_counts_scheduled_syncs_only(
+    client_for, hubspot, every_minutes, counted
+):
+    """A hand-run sync of changes made hours ago is not a real-time flow (issue 13: "the
+    latency target as 84572.7 s")."""
+    sync = make_sync(make_connection("hubspot", hubspot), every_minutes=every_minutes)
+    CompanyFactory.create_batch(3, updated_at=timezone.now() - timedelta(hours=23))
+    start_and_drive(sync)
+
+    html = client_for(roles.INTEGRATION_ADMIN).get(URL).content.decode()
+
+    assert ("no records changed and synced in the last 24 h" not in html) == counted
+    assert ("23 h" in html) == counted
