@@ -15,7 +15,7 @@ kept; any other parameter's value is left out the same way as a search.
 from __future__ import annotations
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from audit.context import client_address
@@ -83,14 +83,23 @@ class AccessLoggedAdminMixin:
         )
 
     def _access_refused(self, request, exc, object_id=None) -> None:
-        denied = isinstance(exc, PermissionDenied)
+        """A refusal (403), or a 404 that is a refusal too when the object exists and is only
+        hidden from this user (not granted): the log says denied, the answer stays a 404."""
+        forbidden = isinstance(exc, PermissionDenied)
+        denied = forbidden or (object_id is not None and self._exists(object_id))
         detail = f"ids: {object_id}" if object_id is not None else ""
         self._access_write(
             request,
             outcome=Outcome.DENIED if denied else Outcome.INVALID,
-            status_code=403 if denied else 404,
+            status_code=403 if forbidden else 404,
             detail=detail,
         )
+
+    def _exists(self, object_id) -> bool:
+        try:
+            return self.model._default_manager.filter(pk=object_id).exists()
+        except (ValueError, TypeError, ValidationError):
+            return False
 
     def changelist_view(self, request, extra_context=None):
         if not self.access_log_changelist:
