@@ -11,7 +11,6 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -415,8 +414,19 @@ def _visible_syncs(request):
     )
 
 
+class GrantedSyncRowsMixin:
+    """Rows of a sync (runs, dead letters): all of them for who may view every sync, else
+    those of the syncs granted to the user."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.has_perm("integrations.view_sync"):
+            return queryset
+        return queryset.filter(sync__in=_visible_syncs(request))
+
+
 @admin.register(SyncRun)
-class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
+class SyncRunAdmin(GrantedSyncRowsMixin, HiddenIs404Mixin, ReadOnlyAdmin):
     # What a manager scans for, in a width that fits 1366 px; every bucket is on the run's page.
     list_display = (
         "id",
@@ -436,12 +446,6 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
     list_select_related = ("sync",)
     exclude = ("preview",)
     readonly_fields = ("reasons",)
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.has_perm("integrations.view_sync"):
-            return queryset
-        return queryset.filter(sync__in=_visible_syncs(request))
 
     def get_fields(self, request, obj=None):
         """Why records were not sent, first: what a manager opens a run page for."""
@@ -504,7 +508,9 @@ class SyncRunAdmin(HiddenIs404Mixin, ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(HiddenIs404Mixin, AccessLoggedAdminMixin, ReadOnlyAdmin):
+class DeadLetterAdmin(
+    GrantedSyncRowsMixin, HiddenIs404Mixin, AccessLoggedAdminMixin, ReadOnlyAdmin
+):
     # A dead letter's page shows its payload (personal data): each view is access-logged, and
     # the payload only to who may export the sync's dataset. Managers see the letters of the
     # syncs granted to them (the reason, to fix the mapping), an id outside them is a 404.
@@ -516,12 +522,6 @@ class DeadLetterAdmin(HiddenIs404Mixin, AccessLoggedAdminMixin, ReadOnlyAdmin):
     ordering = ("-created_at",)
     list_select_related = ("sync",)
     actions = ["replay"]
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.has_perm("integrations.view_sync"):
-            return queryset
-        return queryset.filter(sync__in=_visible_syncs(request))
 
     def get_fields(self, request, obj=None):
         """The payload to who may export the sync's dataset; to anyone else, a line saying
@@ -582,7 +582,7 @@ class DeadLetterAdmin(HiddenIs404Mixin, AccessLoggedAdminMixin, ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(GrantedSyncRowsMixin, ReadOnlyAdmin):
     list_display = (
         "sync",
         "record_key",
@@ -625,9 +625,3 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="consent decision")
     def consent_decision(self, obj):
         return consent_decision_html(obj)
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.has_perm("integrations.view_sync"):
-            return queryset
-        return queryset.filter(Q(sync__in=_visible_syncs(request)))
