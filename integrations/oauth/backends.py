@@ -165,6 +165,14 @@ class ConnectBackend(BaseOAuth2PKCE):
         """A new access token for the refresh token (social-core's refresh request)."""
         return self.token_answer(self.refresh_token(refresh_token))
 
+    def client_auth(self) -> tuple[str, str] | None:
+        """How the app authenticates on the refresh and the revoke: None (the vendor's form
+        parameters say who it is), or the (client id, secret) pair sent as HTTP Basic."""
+        return None
+
+    def refresh_token_auth(self):
+        return self.client_auth()
+
     def revoke(self, token: str) -> None:
         """Revoke the token at the vendor, every parameter in the form body (RFC 7009)."""
         self.request(
@@ -172,6 +180,7 @@ class ConnectBackend(BaseOAuth2PKCE):
             method="POST",
             data=self.revoke_token_params(token, None),
             headers=FORM_HEADERS,
+            auth=self.client_auth(),
             stage="disconnect",
         )
 

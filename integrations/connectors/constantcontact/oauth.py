@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from social_core.exceptions import SocialAuthBaseException
 
-from integrations.oauth.backends import FORM_HEADERS, ConnectBackend
+from integrations.oauth.backends import ConnectBackend
 from mktintegration.errors import ConnectorError
 
 AUTHZ = "https://authz.constantcontact.com/oauth2/default/v1"
@@ -41,21 +41,11 @@ class ConstantContactConnect(ConnectBackend):
     def refresh_token_params(self, token, *args, **kwargs):
         return {"grant_type": "refresh_token", "refresh_token": token}
 
-    def refresh_token_auth(self):
+    def client_auth(self):
         return self.client_id_and_secret()  # requests sends a (user, password) pair as Basic
 
     def revoke_token_params(self, token, uid):
         return {"token": token, "token_type_hint": "refresh_token"}
-
-    def revoke(self, token: str) -> None:
-        self.request(
-            self.REVOKE_TOKEN_URL,
-            method="POST",
-            data=self.revoke_token_params(token, None),
-            headers=FORM_HEADERS,
-            auth=self.client_id_and_secret(),
-            stage="disconnect",
-        )
 
     def user_data(self, access_token, *args, **kwargs):
         """The account's id and name; only a courtesy (a failure leaves them unnamed)."""
