@@ -115,3 +115,26 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 60, what: str 
             return value
         time.sleep(0.2)
     raise TimeoutError(f"waited {timeout:.0f} s for {what or condition}")
+
+
+def finish_after_kill(run, *, timeout: float = 120) -> None:
+    """After a worker was killed mid-run: a replacement worker starts, the reaper runs once the
+    dead worker's work is stale (what beat does every minute), and the run is waited for until
+    it is no longer delivering."""
+    from integrations.engine.runs import runs_reap
+    from integrations.models import RunStatus, SyncRun
+
+    replacement = WorkerProcess(name="replacement").start()
+    try:
+        time.sleep(settings.MKT_RUN_STALE_SECONDS + 1)
+        runs_reap()
+        wait_for(
+            lambda: (
+                SyncRun.objects.get(pk=run.pk).status
+                not in (RunStatus.DELIVERING, RunStatus.PLANNING)
+            ),
+            timeout=timeout,
+            what="the interrupted run to finish",
+        )
+    finally:
+        replacement.stop()

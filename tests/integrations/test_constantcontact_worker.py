@@ -8,12 +8,11 @@ import time
 
 import pytest
 
-from integrations.engine.runs import runs_reap
 from integrations.models import LedgerEntry, RunStatus, SyncBatch, SyncRun
 from integrations.services import sync_run_start
 from tests.fakes.constantcontact import CLIENT_ID, CLIENT_SECRET, IMPORT_PATH
 from tests.integrations.test_constantcontact_sync import _people, contacts_sync, imported_rows
-from tests.worker import WorkerProcess, clear_file_broker, wait_for
+from tests.worker import WorkerProcess, clear_file_broker, finish_after_kill, wait_for
 
 ACTIVITIES = "/v3/activities/"
 READ_BACK = "/v3/contacts"  # the contacts an import created (not /v3/contact_lists)
@@ -64,17 +63,7 @@ def test_a_worker_killed_mid_import_leaves_the_imports_to_another_worker_sent_on
     assert len(constantcontact.imports()) == 3
     assert SyncRun.objects.get(pk=run.pk).status == RunStatus.DELIVERING
 
-    replacement = WorkerProcess(name="replacement").start()
-    try:
-        time.sleep(settings.MKT_RUN_STALE_SECONDS + 1)
-        runs_reap()  # what beat does every minute: the dead worker's batches are put back
-        wait_for(
-            lambda: SyncRun.objects.get(pk=run.pk).status != RunStatus.DELIVERING,
-            timeout=120,
-            what="the interrupted run to finish",
-        )
-    finally:
-        replacement.stop()
+    finish_after_kill(run)
 
     run.refresh_from_db()
     assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 3_000, 0), run.counts()

@@ -1,17 +1,14 @@
 """Marketo under a real Celery worker killed with SIGKILL mid-run: every company arrives once,
 the ledger says synced, and what the kill cut short is sent again without a duplicate."""
 
-import time
-
 import pytest
 
-from integrations.engine.runs import runs_reap
 from integrations.models import LedgerEntry, RunStatus, SyncBatch, SyncRun
 from integrations.models.runs import BUCKETS, BatchStatus
 from integrations.services import sync_run_start
 from tests.factories import CompanyFactory
 from tests.integrations.conftest import make_marketo_connection, make_sync
-from tests.worker import WorkerProcess, clear_file_broker, wait_for
+from tests.worker import WorkerProcess, clear_file_broker, finish_after_kill, wait_for
 
 
 @pytest.mark.worker
@@ -47,17 +44,7 @@ def test_a_worker_killed_mid_run_to_marketo_loses_nothing_and_creates_nothing_tw
         celery_worker.stop()  # (after the kill: nothing to stop)
     assert SyncRun.objects.get(pk=run.pk).status == RunStatus.DELIVERING
 
-    replacement = WorkerProcess(name="replacement").start()
-    try:
-        time.sleep(settings.MKT_RUN_STALE_SECONDS + 1)
-        runs_reap()  # what beat does every minute
-        wait_for(
-            lambda: SyncRun.objects.get(pk=run.pk).status not in ("delivering", "planning"),
-            timeout=180,
-            what="the interrupted run to finish",
-        )
-    finally:
-        replacement.stop()
+    finish_after_kill(run, timeout=180)
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, (run.error, run.counts())

@@ -8,14 +8,13 @@ import time
 
 import pytest
 
-from integrations.engine.runs import runs_reap
 from integrations.models import LedgerEntry, RunStatus, SyncRun
 from integrations.services import sync_run_start
 from tests.factories import CompanyFactory
 from tests.fakes.salesforce_oauth import CLIENT_ID, CLIENT_SECRET
 from tests.integrations.conftest import make_sync
 from tests.integrations.contract.profiles.salesforce import connected
-from tests.worker import WorkerProcess, clear_file_broker, wait_for
+from tests.worker import WorkerProcess, clear_file_broker, finish_after_kill, wait_for
 
 RESULTS = "/successfulResults"
 
@@ -65,17 +64,7 @@ def test_a_worker_killed_mid_bulk_job_leaves_the_jobs_to_another_worker_uploaded
     assert salesforce.bulk.uploaded_rows == 600  # every job had its data before the kill
     assert SyncRun.objects.get(pk=run.pk).status == RunStatus.DELIVERING
 
-    replacement = WorkerProcess(name="replacement").start()
-    try:
-        time.sleep(settings.MKT_RUN_STALE_SECONDS + 1)
-        runs_reap()  # what beat does every minute: the dead worker's batches are put back
-        wait_for(
-            lambda: SyncRun.objects.get(pk=run.pk).status != RunStatus.DELIVERING,
-            timeout=120,
-            what="the interrupted run to finish",
-        )
-    finally:
-        replacement.stop()
+    finish_after_kill(run)
 
     run.refresh_from_db()
     assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 600, 0), run.counts()

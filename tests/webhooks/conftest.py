@@ -7,10 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from django.utils import timezone
 
 from integrations.models import Sync
 from integrations.webhooks.endpoints import endpoint_secret_rotate, receiver_path, receiver_url
-from integrations.webhooks.models import EventState, Suppression, SuppressionStatus, WebhookEvent
+from integrations.webhooks.models import (
+    EventState,
+    FeedbackPoll,
+    Suppression,
+    SuppressionStatus,
+    WebhookEvent,
+)
+from integrations.webhooks.polls import poll_run
 from tests.factories import ConsentRecordFactory, ContactFactory
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import DEFAULT_LIST, FakeMailchimp
@@ -148,3 +156,9 @@ def drain() -> None:
         )
     ):
         suppressions_run(connection_id=connection_id)
+
+
+def poll_now(poll) -> dict:
+    """Run a feedback poll now (as beat would once it is due): what ``poll_run`` reports."""
+    FeedbackPoll.objects.filter(pk=poll.pk).update(next_poll_at=timezone.now())
+    return poll_run(poll_id=poll.pk)

@@ -11,16 +11,11 @@ from django.utils import timezone
 
 from exports.backbone.models import ConsentRecord
 from integrations.webhooks.models import FeedbackPoll, Via, WebhookEvent
-from integrations.webhooks.polls import poll_run, polls_standing_ensure
+from integrations.webhooks.polls import polls_standing_ensure
 from tests.integrations.contract.profiles.constantcontact import ConstantContactProfile
-from tests.webhooks.conftest import consented, drain
+from tests.webhooks.conftest import consented, drain, poll_now
 
 pytestmark = pytest.mark.django_db
-
-
-def _read(poll: FeedbackPoll) -> dict:
-    FeedbackPoll.objects.filter(pk=poll.pk).update(next_poll_at=timezone.now())
-    return poll_run(poll_id=poll.pk)
 
 
 def test_a_contact_who_unsubscribes_there_is_withdrawn_here_and_elsewhere(loop, constantcontact):
@@ -31,14 +26,14 @@ def test_a_contact_who_unsubscribes_there_is_withdrawn_here_and_elsewhere(loop, 
     assert polls_standing_ensure() == 1
     poll = FeedbackPoll.objects.get(connection=connection)
     assert poll.key == "opted-out"
-    assert _read(poll)["stored"] == 0  # nobody unsubscribed since the poll began
+    assert poll_now(poll)["stored"] == 0  # nobody unsubscribed since the poll began
 
     FeedbackPoll.objects.filter(pk=poll.pk).update(
         cursor={"since": (timezone.now() - timedelta(seconds=5)).isoformat()}
     )
     constantcontact.add_contact(ann.email, permission="unsubscribed")
-    read = _read(poll)
-    again = _read(poll)  # the overlap reads it twice: stored once
+    read = poll_now(poll)
+    again = poll_now(poll)  # the overlap reads it twice: stored once
     drain()
 
     assert (read["stored"], again["stored"]) == (1, 0)
