@@ -4,6 +4,7 @@ engine's planner all read fields through here."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -14,6 +15,7 @@ from integrations.connectors.base import DestinationField, RateSpec
 from integrations.engine.quota import QuotaPlan, QuotaStatus
 from integrations.engine.ratelimit import RateBudget
 from integrations.models import Connection, Sync
+from mktintegration.errors import ConnectorError
 from mktintegration.http import HttpClient
 
 FIELDS_CACHE_SECONDS = 900
@@ -47,14 +49,27 @@ def quota_plan(connector) -> QuotaPlan | None:
         quota=quota,
         override=connector.connection.daily_quota_requests,
         label=connector.label,
+        recheck=connector.quota_recheck_seconds(),
     )
 
 
-def connection_quota(connection: Connection) -> QuotaStatus | None:
-    """The connection's vendor account's daily quota as of now (None: the vendor has none)."""
+def connection_quota(connection: Connection, *, look: bool = False) -> QuotaStatus | None:
+    """The connection's vendor account's daily quota as of now (None: the vendor has none).
+    ``look``: a reported quota counted as spent long enough ago is read from the vendor first
+    (one request), so a plan does not defer everything on a count that has fallen since."""
     if not connection.pk or connector_class(connection.vendor).daily_quota is None:
         return None
-    return connector_for(connection).http.throttle.quota_status()
+    connector = connector_for(connection)
+    try:
+        status = connector.http.throttle.quota_status()
+        if look and status.stale:
+            # The vendor did not answer: the count stays as it was.
+            with contextlib.suppress(ConnectorError):
+                connector.quota_refresh()
+            status = connector.http.throttle.quota_status()
+        return status
+    finally:
+        connector.http.close()
 
 
 def destination_fields(

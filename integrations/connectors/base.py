@@ -92,11 +92,17 @@ class DailyQuota:
     """A vendor's allowance of requests per day for one account, shared by every integration
     on it. ``requests`` is the vendor's usual allowance (a connection may set its own: plans
     differ). A calendar day starts at midnight in ``timezone`` (an IANA name, "UTC" or a fixed
-    offset such as "-06:00"); ``rolling`` counts any 24 hours instead (Salesforce)."""
+    offset such as "-06:00"); ``rolling`` counts any 24 hours instead (Salesforce).
+
+    ``reported``: the vendor's count in every answer is the truth, and it falls as well as
+    rises (Salesforce's rolling 24 hours): our count is what the vendor last said plus what was
+    sent since, and once the allowance is spent one request is let through every
+    ``Connector.quota_recheck_seconds()`` to read the count again."""
 
     requests: int
     timezone: str = "UTC"
     rolling: bool = False
+    reported: bool = False
 
 
 @dataclass(frozen=True)
@@ -366,6 +372,15 @@ class Connector:
     def quota_usage(self, response: Response) -> QuotaUsage | None:
         """The vendor's own count of the day's requests in this answer, if it reports one."""
         return None
+
+    def quota_recheck_seconds(self) -> float:
+        """With a ``reported`` quota: how long a spent account waits before one request looks
+        whether the vendor's count has fallen again."""
+        return 900.0
+
+    def quota_refresh(self) -> None:
+        """With a ``reported`` quota: one cheap request whose answer carries the vendor's
+        count (the planner asks before it defers a run on an old count)."""
 
     def quota_requests(self, object_name: str, mode: str, records: int) -> int:
         """How many requests writing ``records`` records costs (the planner fits a run in what

@@ -13,6 +13,13 @@ The allowance in force: the connection's own if set, else the one the vendor las
 (``Connector.quota_usage``), else the declared one. What the vendor reports as used raises our
 count (other integrations spend the same account). When the vendor says the day's allowance
 is gone, the account is held until the window ends.
+
+A ``reported`` quota (Salesforce) trusts the vendor's count instead: each report *replaces*
+ours (its rolling window falls as old requests leave it, which hourly slots of our own would
+only follow 25 hours late), what is sent after it is added, and when the count says spent one
+request goes every ``recheck`` seconds to read it again (the hash's "seen", the row's
+``reported_at``: when the vendor last said). Reports of requests answered out of order may
+under-count by the requests in flight for a moment; the next answer corrects it.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class QuotaPlan:
     quota: DailyQuota
     override: int | None = None
     label: str = "the vendor"
+    recheck: float = 900.0  # a reported quota: seconds between looks once it is spent
 
     def first_slot(self, now: float) -> int:
         """The oldest slot still counted at ``now``."""
@@ -69,9 +77,12 @@ class QuotaPlan:
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         return int(midnight.timestamp())
 
-    def resets_at(self, now: float, slots: dict[int, int]) -> float:
+    def resets_at(self, now: float, slots: dict[int, int], seen: float = 0.0) -> float:
         """When a request may go again once the allowance is spent: the next midnight, or
-        (rolling) when the oldest counted hour leaves the window."""
+        (rolling) when the oldest counted hour leaves the window, or (reported) the next look
+        at the vendor's count."""
+        if self.quota.reported:
+            return max(seen + self.recheck, now)
         if self.quota.rolling:
             used = sorted(start for start, count in slots.items() if count)
             return float(used[0] + ROLLING_SLOTS * HOUR) if used else now + HOUR
@@ -96,6 +107,8 @@ class QuotaStatus:
     used: int
     resets_at: float
     spent_until: float = 0.0
+    #: a reported quota counted as spent whose count is old enough to be read again
+    stale: bool = False
 
     @property
     def left(self) -> int:
@@ -137,7 +150,7 @@ def _slots_of(mapping: dict, first: int) -> dict[int, int]:
     return {int(start): int(count) for start, count in mapping.items() if int(start) >= first}
 
 
-def _read_redis(client, plan: QuotaPlan, now: float) -> tuple[dict[int, int], int | None, float]:
+def _read_redis(client, plan: QuotaPlan, now: float) -> tuple[dict, int | None, float, float]:
     raw = {
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
         for k, v in client.hgetall(redis_key(plan)).items()
@@ -147,17 +160,20 @@ def _read_redis(client, plan: QuotaPlan, now: float) -> tuple[dict[int, int], in
         plan.first_slot(now),
     )
     reported = int(raw["limit"]) if raw.get("limit") else None
-    return slots, reported, float(raw.get("spent") or 0)
+    return slots, reported, float(raw.get("spent") or 0), float(raw.get("seen") or 0)
 
 
-def _status(plan: QuotaPlan, now: float, slots, reported, spent_until) -> QuotaStatus:
+def _status(plan: QuotaPlan, now: float, slots, reported, spent_until, seen=0.0) -> QuotaStatus:
+    limit, used = plan.limit(reported), sum(slots.values())
+    held = spent_until if spent_until > now else 0.0
     return QuotaStatus(
         account=plan.account,
         label=plan.label,
-        limit=plan.limit(reported),
-        used=sum(slots.values()),
-        resets_at=plan.resets_at(now, slots),
-        spent_until=spent_until if spent_until > now else 0.0,
+        limit=limit,
+        used=used,
+        resets_at=plan.resets_at(now, slots, seen),
+        spent_until=held,
+        stale=plan.quota.reported and not held and used >= limit and now >= seen + plan.recheck,
     )
 
 
@@ -176,42 +192,64 @@ class QuotaCounter:
         if row is None:
             return _status(self.plan, now, {}, None, 0.0)
         slots = _slots_of(row.slots, self.plan.first_slot(now))
-        return _status(self.plan, now, slots, row.reported_limit, row.spent_until)
+        return _status(self.plan, now, slots, row.reported_limit, row.spent_until, row.reported_at)
 
     def take_locked(self, now: float) -> QuotaStatus | None:
         """Database mode, inside the rate bucket's transaction: count one request now, or
         the status saying the allowance is spent (nothing counted)."""
         row, _ = DailyQuotaCount.objects.select_for_update().get_or_create(pk=self.plan.account)
         slots = _slots_of(row.slots, self.plan.first_slot(now))
-        status = _status(self.plan, now, slots, row.reported_limit, row.spent_until)
-        if status.spent:
+        status = _status(
+            self.plan, now, slots, row.reported_limit, row.spent_until, row.reported_at
+        )
+        fields = ["slots", "updated_at"]
+        if status.stale:  # one request reads the vendor's count again
+            row.reported_at = now
+            fields.append("reported_at")
+        elif status.spent:
             return status
         slot = self.plan.slot(now)
         slots[slot] = slots.get(slot, 0) + 1
         row.slots = {str(start): count for start, count in slots.items()}
-        row.save(update_fields=["slots", "updated_at"])
+        row.save(update_fields=fields)
         return None
 
     def observe(self, usage: QuotaUsage, now: float) -> None:
-        """The vendor's own count (and allowance): our count rises to it, never falls."""
+        """The vendor's own count (and allowance): our count rises to it, never falls; a
+        reported quota's count becomes it."""
+        replace = self.plan.quota.reported
         if self.redis is not None:
-            slots, _, _ = _read_redis(self.redis, self.plan, now)
-            missing = usage.used - sum(slots.values())
+            key = redis_key(self.plan)
             pipe = self.redis.pipeline()
-            if missing > 0:
-                pipe.hincrby(redis_key(self.plan), f"s:{self.plan.slot(now)}", missing)
+            if replace:
+                old = [
+                    n
+                    for n in self.redis.hkeys(key)
+                    if (n.decode() if isinstance(n, bytes) else n).startswith("s:")
+                ]
+                if old:
+                    pipe.hdel(key, *old)
+                pipe.hset(
+                    key, mapping={f"s:{self.plan.slot(now)}": int(usage.used), "seen": str(now)}
+                )
+            else:
+                slots, *_ = _read_redis(self.redis, self.plan, now)
+                missing = usage.used - sum(slots.values())
+                if missing > 0:
+                    pipe.hincrby(key, f"s:{self.plan.slot(now)}", missing)
             if usage.limit:
-                pipe.hset(redis_key(self.plan), "limit", str(int(usage.limit)))
-            pipe.expire(redis_key(self.plan), REDIS_TTL)
+                pipe.hset(key, "limit", str(int(usage.limit)))
+            pipe.expire(key, REDIS_TTL)
             pipe.execute()
             return
         with transaction.atomic():
             row, _ = DailyQuotaCount.objects.select_for_update().get_or_create(pk=self.plan.account)
             slots = _slots_of(row.slots, self.plan.first_slot(now))
-            missing = usage.used - sum(slots.values())
-            if missing > 0:
-                slot = self.plan.slot(now)
-                slots[slot] = slots.get(slot, 0) + missing
+            slot = self.plan.slot(now)
+            if replace:
+                slots, row.reported_at = {slot: int(usage.used)}, now
+            elif usage.used > sum(slots.values()):
+                slots[slot] = slots.get(slot, 0) + usage.used - sum(slots.values())
             row.slots = {str(start): count for start, count in slots.items()}
             if usage.limit:
                 row.reported_limit = int(usage.limit)

@@ -93,7 +93,7 @@ def quota_fit(ctx, connector, *, since, retry_statuses) -> QuotaFit | None:
     destination has no daily quota)."""
     if ctx.connector_cls.daily_quota is None:
         return None
-    status = connection_quota(ctx.sync.connection)
+    status = connection_quota(ctx.sync.connection, look=True)
     if status is None:
         return None
     sync = ctx.sync

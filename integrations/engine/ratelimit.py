@@ -57,8 +57,9 @@ class Bucket:
 
 
 # KEYS[1]: the connection's bucket; KEYS[2] (with a daily quota): the account's counts, whose
-# ARGV[4..7] are the connection's own allowance (0: none), the declared one, the oldest slot
-# still counted and the slot of now. Returns the seconds to wait, or "q": the quota is spent.
+# ARGV[4..9] are the connection's own allowance (0: none), the declared one, the oldest slot
+# still counted, the slot of now, and for a reported quota ("1") the seconds between looks at
+# a spent count. Returns the seconds to wait, or "q": the quota is spent.
 _LUA = """
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or ARGV[2])
 local refilled = tonumber(redis.call('HGET', KEYS[1], 'refilled') or ARGV[3])
@@ -82,7 +83,12 @@ if tokens >= 1 and #KEYS > 1 then
       end
     end
   end
-  if used >= limit then return 'q' end
+  if used >= limit then
+    -- a reported quota: one request reads the vendor's count again once it is old enough
+    local seen = tonumber(redis.call('HGET', KEYS[2], 'seen') or '0')
+    if ARGV[8] ~= '1' or now < seen + tonumber(ARGV[9]) then return 'q' end
+    redis.call('HSET', KEYS[2], 'seen', tostring(now))
+  end
   redis.call('HINCRBY', KEYS[2], 's:' .. ARGV[7], 1)
   redis.call('EXPIRE', KEYS[2], 172800)
 end
@@ -180,6 +186,8 @@ class RateBudget:
                     plan.quota.requests,
                     plan.first_slot(now),
                     plan.slot(now),
+                    1 if plan.quota.reported else 0,
+                    plan.recheck,
                 ]
             answer = take(keys=keys, args=args)
             answer = answer.decode() if isinstance(answer, bytes) else str(answer)

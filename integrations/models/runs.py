@@ -160,6 +160,9 @@ class DailyQuotaCount(models.Model):
     slots = models.JSONField(default=dict, help_text="slot start (epoch seconds) -> requests")
     reported_limit = models.PositiveIntegerField(null=True, blank=True)
     spent_until = models.FloatField(default=0, help_text="epoch seconds")
+    reported_at = models.FloatField(
+        default=0, help_text="a reported quota: when the vendor's count was last read (epoch s)"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

@@ -39,12 +39,13 @@ def backend(request, settings, hubspot_connection):
     return hubspot_connection
 
 
-def _plan(requests, *, account="acme", rolling=False, tz="-06:00", override=None):
+def _plan(requests, *, account="acme", rolling=False, tz="-06:00", override=None, reported=False):
     return QuotaPlan(
         account=f"test:{account}",
-        quota=DailyQuota(requests, timezone=tz, rolling=rolling),
+        quota=DailyQuota(requests, timezone=tz, rolling=rolling, reported=reported),
         override=override,
         label="Acme",
+        recheck=600.0,
     )
 
 
@@ -137,6 +138,52 @@ def test_what_the_vendor_reports_raises_the_count_and_sets_the_allowance(backend
     _spend(budget, 10)
     with pytest.raises(QuotaSpent):
         budget.acquire()
+
+
+@pytest.mark.django_db
+def test_a_reported_count_replaces_ours_so_a_rolling_window_frees_as_the_vendor_says(
+    backend, clock
+):
+    clock.now = datetime(2026, 3, 11, 10, 30, tzinfo=UTC).timestamp()
+    budget = _budget(backend, _plan(1000, rolling=True, reported=True))
+    budget.quota_observe(QuotaUsage(used=990, limit=1000))  # Salesforce: 990 in 24 hours
+    _spend(budget, 10)
+    with pytest.raises(QuotaSpent):
+        budget.acquire()
+
+    clock.advance(3600)  # an hour on: Salesforce's window lost 300 of them
+    budget.quota_observe(QuotaUsage(used=700, limit=1000))
+
+    assert budget.quota_status().used == 700  # not 1,000 held for 25 hours
+    _spend(budget, 300)
+    assert budget.quota_status().used == 1000
+
+
+@pytest.mark.django_db
+def test_a_spent_reported_quota_lets_one_request_look_again_after_the_wait(backend, clock):
+    clock.now = datetime(2026, 3, 11, 10, 30, tzinfo=UTC).timestamp()
+    first = _budget(backend, _plan(1000, rolling=True, reported=True))
+    second = _budget(backend, _plan(1000, rolling=True, reported=True))
+    first.quota_observe(QuotaUsage(used=1000, limit=1000))
+
+    with pytest.raises(QuotaSpent) as spent:
+        second.acquire()
+    assert spent.value.resets_at == clock.now + 600  # the next look, not 25 hours on
+    clock.advance(599)
+    with pytest.raises(QuotaSpent):
+        first.acquire()
+    assert not first.quota_status().stale
+
+    clock.advance(1)
+    assert first.quota_status().stale
+    first.acquire()  # one request reads the vendor's count again
+    with pytest.raises(QuotaSpent):
+        second.acquire()  # and only one: the next look is another wait away
+
+    first.quota_observe(QuotaUsage(used=400, limit=1000))  # its answer: the count fell
+    _spend(second, 600)
+    with pytest.raises(QuotaSpent):
+        second.acquire()
 
 
 @pytest.mark.django_db

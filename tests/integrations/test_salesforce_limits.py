@@ -1,17 +1,27 @@
 """Salesforce sessions that end mid-run, and the org's daily API allowance running out mid-run:
-the run waits and resumes, and no record fails, is lost or is written twice."""
+the records wait for the org's count to fall (deferred, then sent by the run the next look
+starts), and no record fails, is lost or is written twice."""
 
 from __future__ import annotations
 
 import pytest
 
 from integrations.engine.runs import batch_execute, batch_poll, run_execute
-from integrations.models import LedgerEntry, RunStatus, SyncBatch
+from integrations.models import (
+    DeadLetter,
+    LedgerEntry,
+    RunStatus,
+    Sync,
+    SyncBatch,
+    SyncRun,
+    Trigger,
+)
 from integrations.models.runs import BatchStatus
-from integrations.services import sync_run_start
+from integrations.selectors import connection_quota
+from integrations.services import quota_runs_start, sync_run_start
 from tests.factories import CompanyFactory
 from tests.fakes.salesforce import FakeSalesforce
-from tests.integrations.conftest import drive, make_sync
+from tests.integrations.conftest import drive, make_sync, start_and_drive
 from tests.integrations.contract.profiles.salesforce import connected
 from tests.integrations.oauth.conftest import token_calls
 
@@ -87,7 +97,7 @@ def test_a_session_that_ends_while_a_bulk_job_runs_is_renewed_when_it_is_polled(
 @pytest.fixture
 def limits(settings):
     """Salesforce's wait after its limit is longer than a worker waits for the budget: the
-    batches are rescheduled, and every other request on the connection waits too."""
+    records are deferred to the next look at the org's count."""
     settings.MKT_SALESFORCE_LIMIT_WAIT_SECONDS = 3
     settings.MKT_RATE_MAX_WAIT_SECONDS = 0.5
 
@@ -96,8 +106,21 @@ def _pending_not_failed(sync) -> set[str]:
     return set(LedgerEntry.objects.filter(sync=sync).values_list("status", flat=True))
 
 
-def test_refused_for_the_orgs_request_limit_every_request_waits_and_no_record_fails(
-    salesforce, settings, limits
+def _resume_run(sync, clock):
+    """The run the org's next look starts (not a second before it), driven to its end."""
+    resume = Sync.objects.get(pk=sync.pk).quota_resume_at
+    assert resume is not None
+    clock.now = resume.timestamp() - 1
+    assert quota_runs_start() == 0
+    clock.now = resume.timestamp()
+    assert quota_runs_start() == 1
+    return drive(
+        SyncRun.objects.get(sync=sync, trigger=Trigger.QUOTA, status="queued"), clock=clock
+    )
+
+
+def test_refused_for_the_orgs_daily_limit_the_records_wait_and_none_fails(
+    salesforce, settings, limits, clock
 ):
     settings.MKT_SALESFORCE_DAILY_API_SHARE = 1.0
     companies = CompanyFactory.create_batch(1_500)  # a task of 1,000 and one of 500
@@ -109,25 +132,33 @@ def test_refused_for_the_orgs_request_limit_every_request_waits_and_no_record_fa
     salesforce.fail_next(1, status=403, path_contains="/composite/sobjects/", after=3)
 
     batch_execute(batch_id=first.pk)  # three requests of 200 land, the fourth is refused
-    batch_execute(batch_id=second.pk)  # the budget is held: it sends nothing
+    batch_execute(batch_id=second.pk)  # the org's quota is held: it sends nothing
 
     run.refresh_from_db()
     refused = [c for c in salesforce.calls("/composite/sobjects/") if c.status == 403]
     assert [c.response_body[0]["errorCode"] for c in refused] == ["REQUEST_LIMIT_EXCEEDED"]
     assert len(salesforce.calls("/composite/sobjects/")) == 4
-    assert run.status == RunStatus.DELIVERING and (run.created, run.failed) == (600, 0)
+    assert (run.status, run.created, run.deferred, run.failed) == (
+        RunStatus.SUCCEEDED,
+        600,
+        900,
+        0,
+    ), run.counts()
     assert _pending_not_failed(sync) == {"synced", "intent_create"}
-    waiting = SyncBatch.objects.filter(run=run, status=BatchStatus.QUEUED)
-    assert waiting.count() == 2 and all(b.attempt == 0 for b in waiting)
+    assert not DeadLetter.objects.exists()
+    waited = Sync.objects.get(pk=sync.pk).quota_resume_at.timestamp() - clock.now
+    assert 2.5 <= waited <= 3  # the next look at the org's count
 
-    run = drive(run)  # after the wait Salesforce has room again
+    again = _resume_run(sync, clock)  # Salesforce has room again
 
-    assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 1_500, 0), run.counts()
+    assert (again.status, again.created, again.failed) == (RunStatus.SUCCEEDED, 900, 0), (
+        again.counts()
+    )
     assert created_once(salesforce, companies)
 
 
 def test_a_run_stops_at_its_share_of_the_daily_allowance_and_resumes_without_loss(
-    salesforce, settings, limits
+    salesforce, settings, limits, clock
 ):
     settings.MKT_SALESFORCE_DAILY_API_SHARE = 0.5
     companies = CompanyFactory.create_batch(1_500)
@@ -143,14 +174,43 @@ def test_a_run_stops_at_its_share_of_the_daily_allowance_and_resumes_without_los
     run.refresh_from_db()
     assert salesforce.limit_refusals == 0  # never pushed to Salesforce's own refusal
     assert len(salesforce.calls("/composite/sobjects/")) == 2
-    assert run.status == RunStatus.DELIVERING and (run.created, run.failed) == (400, 0)
+    assert (run.status, run.created, run.deferred, run.failed) == (
+        RunStatus.SUCCEEDED,
+        400,
+        1_100,
+        0,
+    ), run.counts()
     assert _pending_not_failed(sync) == {"synced", "intent_create"}
 
-    salesforce.new_day()  # the rolling 24 hours moved on
-    run = drive(run)
+    # Each look finds the rolling 24 hours moved on (Salesforce's count fell to nothing): the
+    # allowance is seven requests, so the rest goes over a few looks, each planned to fit.
+    resumed = []
+    while LedgerEntry.objects.filter(sync=sync).exclude(status="synced").exists():
+        assert len(resumed) < 5, [r.counts() for r in resumed]
+        salesforce.new_day()
+        resumed.append(_resume_run(sync, clock))
 
-    assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 1_500, 0), run.counts()
+    assert all((r.status, r.failed) == (RunStatus.SUCCEEDED, 0) for r in resumed)
+    assert sum(r.created for r in resumed) == 1_100 and len(resumed) > 1
+    assert salesforce.limit_refusals == 0
     assert created_once(salesforce, companies)
+
+
+def test_a_run_is_planned_to_fit_what_salesforce_says_is_left(salesforce, settings, limits):
+    # 1,000 of 1,005 spent by the org's other integrations: what is left after the plan's
+    # describe writes a few hundred records (a request per 200), the rest wait.
+    settings.MKT_SALESFORCE_DAILY_API_SHARE = 1.0
+    salesforce.set_daily_limit(1_005, used=1_000)
+    CompanyFactory.create_batch(1_500)
+    sync = account_sync(salesforce)
+
+    run = start_and_drive(sync)
+
+    assert salesforce.limit_refusals == 0
+    assert run.failed == 0 and run.created + run.deferred == 1_500, run.counts()
+    assert 0 < run.created < 1_500, run.counts()
+    status = connection_quota(sync.connection)
+    assert (status.limit, status.used) == (1_005, salesforce.usage)
 
 
 def test_the_daily_limit_reached_while_a_bulk_job_runs_waits_to_poll_it(
@@ -175,3 +235,4 @@ def test_the_daily_limit_reached_while_a_bulk_job_runs_waits_to_poll_it(
     salesforce.new_day()
     run = drive(run)
     assert (run.status, run.created, run.failed) == (RunStatus.SUCCEEDED, 300, 0), run.counts()
+    assert salesforce.limit_refusals == 1  # one look after the wait, then the job's results

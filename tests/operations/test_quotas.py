@@ -12,9 +12,10 @@ import pytest
 from integrations.models import Sync
 from integrations.operations.evaluate import evaluate_all
 from integrations.operations.models import Alert, AlertKind
-from integrations.selectors import connector_for
+from integrations.selectors import connection_quota, connector_for
 from mktintegration import roles
 from tests.integrations.conftest import make_marketo_connection, make_sync
+from tests.integrations.contract.profiles.salesforce import ORG_ID, connected
 
 URL = "/admin/operations/dashboard/"
 NOON = datetime(2026, 3, 11, 18, tzinfo=UTC)  # 12:00 CST
@@ -91,3 +92,19 @@ def test_the_alert_goes_at_the_share_the_setting_sets(smtp, instance, integratio
     [mail] = smtp.wait_for(1)
     assert "50% of its daily quota used" in mail["Subject"]
     assert "(50%; the alert is set at 50%)" in mail.get_content()
+
+
+def test_a_salesforce_orgs_quota_is_the_count_salesforce_reports(client_for, salesforce, settings):
+    settings.MKT_SALESFORCE_DAILY_API_SHARE = 0.5  # syncs may use half of the org's allowance
+    salesforce.set_daily_limit(20_000, used=4_000)  # the org's other integrations spent 4,000
+    first = connected("salesforce", salesforce, name="Sales EU")
+    second = connected("salesforce", salesforce, name="Sales US")  # the same org
+    connector_for(first).test_connection()
+
+    html = client_for(roles.INTEGRATION_ADMIN).get(URL).content.decode()
+
+    row = html.split(f"<td>Salesforce {ORG_ID}</td>")[1].split("</tr>")[0]
+    assert "<td>Sales EU, Sales US</td>" in row
+    assert "<td>4001 (40%)</td><td>5999</td><td>10000</td>" in row, row
+    status = connection_quota(second)
+    assert (status.used, status.left) == (4_001, 5_999)

@@ -7,22 +7,24 @@ its concurrency limit) Salesforce answers 403 ``REQUEST_LIMIT_EXCEEDED`` with no
 ``Retry-After`` [S17][S21]; 401 ``INVALID_SESSION_ID`` means the session ended (renew once);
 errors are a JSON array ``[{message, errorCode, fields}]`` [S21].
 
-The daily allowance is a budget shared by every sync on the org: when the usage Salesforce
-reports reaches MKT_SALESFORCE_DAILY_API_SHARE of it, or Salesforce refuses for its limit,
-the connection's rate budget is held for MKT_SALESFORCE_LIMIT_WAIT_SECONDS (RateBudget.block):
-every batch of every sync on the connection waits, none fails, and after the wait one request
-looks whether there is room again.
+The daily allowance is the org's daily quota (``integrations.engine.quota``, a *reported*
+one): shared by every connection to the org, Salesforce's count in each answer is ours, and
+syncs may use MKT_SALESFORCE_DAILY_API_SHARE of it. A run is planned to fit what is left; past
+it, or when Salesforce refuses for its daily limit (``TotalRequests``), the records are
+deferred (never failed) and one request looks again after MKT_SALESFORCE_LIMIT_WAIT_SECONDS.
+The same 403 for the org's concurrency limit holds the connection's requests for that wait.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 
-from integrations.connectors.base import Connector
+from integrations.connectors.base import Connector, DailyQuota, QuotaUsage
 from mktintegration.errors import ConnectorError, ErrorKind
 from mktintegration.http import Response
 
@@ -34,6 +36,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # A field or object the sync names that Salesforce does not have, or that may not be written.
 CONFIG_CODES = {"INVALID_FIELD", "INVALID_TYPE", "NOT_FOUND", "INVALID_FIELD_FOR_INSERT_UPDATE"}
 LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"
+DAILY_LIMIT = "TotalRequests"  # the message of the daily allowance's refusal [S17][S21]
 
 
 def error_codes(response: Response) -> list[str]:
@@ -55,6 +58,32 @@ class SalesforceApi(Connector):
 
     #: (used, maximum) of the org's daily API requests, from the last answer.
     api_usage: tuple[int, int] | None = None
+    # A rolling 24 hours, Salesforce's count in every answer [S17][S19]; a Developer Edition's
+    # 15,000 until the first answer says the org's own allowance.
+    daily_quota = DailyQuota(requests=15_000, rolling=True, reported=True)
+
+    def quota_account(self) -> str:
+        """The org: connections to one org share its allowance."""
+        grant = getattr(self.connection, "oauth_grant", None)
+        org = grant.account_id if grant is not None else ""
+        return org or super().quota_account()
+
+    def quota_usage(self, response: Response) -> QuotaUsage | None:
+        """``Sforce-Limit-Info: api-usage=N/M`` [S19]; the allowance syncs may use is
+        MKT_SALESFORCE_DAILY_API_SHARE of M."""
+        match = _USAGE.search(response.headers.get("Sforce-Limit-Info") or "")
+        if match is None:
+            return None
+        used, maximum = int(match[1]), int(match[2])
+        self.api_usage = (used, maximum)
+        share = int(maximum * settings.MKT_SALESFORCE_DAILY_API_SHARE)
+        return QuotaUsage(used=used, limit=max(share, 1) if maximum else None)
+
+    def quota_recheck_seconds(self) -> float:
+        return float(settings.MKT_SALESFORCE_LIMIT_WAIT_SECONDS)
+
+    def quota_refresh(self) -> None:
+        self.call("GET", f"{API}/limits", what="limits")
 
     def base_url(self) -> str:
         """The org's instance (``instance_url``), as the last token answer named it."""
@@ -94,7 +123,6 @@ class SalesforceApi(Connector):
         """One API request (``path`` under the instance), its limits read and its error, if
         any, raised as a ConnectorError of the right kind."""
         response = self.send(method, self.url(path), records=records, **kwargs)
-        self._observe_limits(response)
         self._raise(response, what)
         return response
 
@@ -131,21 +159,18 @@ class SalesforceApi(Connector):
         if self.http.throttle is not None:
             self.http.throttle.block(seconds)
 
-    def _observe_limits(self, response: Response) -> None:
-        """``Sforce-Limit-Info`` [S19]: at the share of the allowance syncs may use, every
-        request on the connection waits."""
-        match = _USAGE.search(response.headers.get("Sforce-Limit-Info") or "")
-        if match is None:
-            return
-        used, maximum = int(match[1]), int(match[2])
-        self.api_usage = (used, maximum)
-        if maximum and used >= maximum * settings.MKT_SALESFORCE_DAILY_API_SHARE:
-            self._hold(settings.MKT_SALESFORCE_LIMIT_WAIT_SECONDS)
-
     def limit_error(self, what: str, detail: str) -> ConnectorError:
+        """403 ``REQUEST_LIMIT_EXCEEDED``: the daily allowance (``TotalRequests``) spends the
+        org's quota until the next look; the concurrency limit holds the connection."""
         wait = settings.MKT_SALESFORCE_LIMIT_WAIT_SECONDS
-        self._hold(wait)
         usage = f" ({self.api_usage[0]:,} of {self.api_usage[1]:,} used)" if self.api_usage else ""
+        if DAILY_LIMIT in detail:
+            return self.quota_spent(
+                f"{self.label} {what}: the org's daily API request limit is reached{usage}: "
+                f"{detail}",
+                resets_at=time.time() + wait,
+            )
+        self._hold(wait)
         return ConnectorError(
             f"{self.label} {what}: the org's API request limit is reached{usage}: {detail}. "
             f"The records wait and are sent once it has room (next try in {wait / 60:.0f} min).",

@@ -33,7 +33,7 @@ from integrations.connectors.base import (
     RecordResult,
 )
 from integrations.connectors.feedback import FeedbackEvent, InboundWebhook
-from integrations.connectors.salesforce.api import API, SalesforceApi
+from integrations.connectors.salesforce.api import API, QUERY_CHUNK, SalesforceApi
 from integrations.connectors.salesforce.bulk import BulkJobs, record_outcome
 from integrations.connectors.salesforce.fields import (
     describe_fields,
@@ -50,6 +50,7 @@ from integrations.connectors.salesforce.outbound import ACK, parse_outbound
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_BATCH = 200  # sObject Collections [S1][S16]
+JOB_REQUESTS = 9  # a Bulk 2.0 job: create, upload, close, ~3 polls, 3 result files [S12]-[S15]
 STANDARD = ("Account", "Contact", "Lead")
 CUSTOM = "custom"
 _CUSTOM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*__c$")
@@ -167,6 +168,20 @@ class Salesforce(SalesforceApi):
     @classmethod
     def job_threshold(cls, object_name: str) -> int:
         return settings.MKT_SALESFORCE_BULK_THRESHOLD
+
+    def quota_requests(self, object_name: str, mode: str, records: int) -> int:
+        """What a run of ``records`` costs of the org's daily allowance. Bulk 2.0 (a run over
+        the threshold): per job a create, the upload, the close, about three polls and the
+        three result files. Collections: a write per 200, and a look-up per 100 for the
+        create- and update-only modes and for Leads (which may be routed to Contacts). Not
+        counted: the look-up of creation dates after a crash. The budget never lets a request
+        over the allowance: a batch that meets it is deferred like the records the plan cut."""
+        size = self.job_size(object_name, mode=mode, destination_config={})
+        if size and records >= self.job_threshold(object_name):
+            return -(-records // size) * JOB_REQUESTS
+        lookups = -(-records // QUERY_CHUNK)
+        looks = mode in ("create_only", "update_only") or object_name == "Lead"
+        return -(-records // MAX_BATCH) + (lookups if looks else 0)
 
     # --- fields --------------------------------------------------------------------------
     def test_connection(self) -> str:
