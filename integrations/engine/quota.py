@@ -140,6 +140,8 @@ class QuotaStatus:
 # Redis: hash mkt:quota:<account>, fields "s:<slot start>" (requests counted in that slot),
 # "limit" (the allowance the vendor last reported) and "spent" (held until, epoch seconds).
 REDIS_TTL = 2 * 86_400
+# What a vendor's header may say, at most (the reported allowance is a PositiveIntegerField).
+REPORTED_MAX = 2_000_000_000
 
 
 def redis_key(plan: QuotaPlan) -> str:
@@ -218,27 +220,19 @@ class QuotaCounter:
         """The vendor's own count (and allowance): our count rises to it, never falls; a
         reported quota's count becomes it."""
         replace = self.plan.quota.reported
+        used, limit = min(usage.used, REPORTED_MAX), min(usage.limit or 0, REPORTED_MAX)
         if self.redis is not None:
             key = redis_key(self.plan)
+            slots, *_ = _read_redis(self.redis, self.plan, now)
             pipe = self.redis.pipeline()
             if replace:
-                old = [
-                    n
-                    for n in self.redis.hkeys(key)
-                    if (n.decode() if isinstance(n, bytes) else n).startswith("s:")
-                ]
-                if old:
-                    pipe.hdel(key, *old)
-                pipe.hset(
-                    key, mapping={f"s:{self.plan.slot(now)}": int(usage.used), "seen": str(now)}
-                )
-            else:
-                slots, *_ = _read_redis(self.redis, self.plan, now)
-                missing = usage.used - sum(slots.values())
-                if missing > 0:
-                    pipe.hincrby(key, f"s:{self.plan.slot(now)}", missing)
-            if usage.limit:
-                pipe.hset(key, "limit", str(int(usage.limit)))
+                if slots:  # (slots older than the window are dropped by the take script)
+                    pipe.hdel(key, *(f"s:{start}" for start in slots))
+                pipe.hset(key, mapping={f"s:{self.plan.slot(now)}": used, "seen": str(now)})
+            elif used > sum(slots.values()):
+                pipe.hincrby(key, f"s:{self.plan.slot(now)}", used - sum(slots.values()))
+            if limit:
+                pipe.hset(key, "limit", str(limit))
             pipe.expire(key, REDIS_TTL)
             pipe.execute()
             return
@@ -247,12 +241,12 @@ class QuotaCounter:
             slots = _slots_of(row.slots, self.plan.first_slot(now))
             slot = self.plan.slot(now)
             if replace:
-                slots, row.reported_at = {slot: int(usage.used)}, now
-            elif usage.used > sum(slots.values()):
-                slots[slot] = slots.get(slot, 0) + usage.used - sum(slots.values())
+                slots, row.reported_at = {slot: used}, now
+            elif used > sum(slots.values()):
+                slots[slot] = slots.get(slot, 0) + used - sum(slots.values())
             row.slots = {str(start): count for start, count in slots.items()}
-            if usage.limit:
-                row.reported_limit = int(usage.limit)
+            if limit:
+                row.reported_limit = limit
             row.save()
 
     def exhaust(self, now: float, *, resets_at: float | None = None) -> QuotaStatus:
