@@ -36,7 +36,7 @@ run: $(STAMP)
 # demo's settings (DEBUG=1, what `make run` uses: SQLite, so that pass is skipped when
 # DATABASE_URL points elsewhere).
 DEMO_TESTS := tests/exports tests/security tests/audit tests/operations/test_dashboard.py \
-	tests/integrations/test_admin.py tests/integrations/test_admin_readable.py \
+	tests/operations/test_quotas.py tests/integrations/test_admin.py tests/integrations/test_admin_readable.py \
 	tests/mktintegration/test_admin.py tests/mktintegration/test_schedule_words.py \
 	tests/mktintegration/test_home.py tests/mktintegration/test_readme_tour.py tests/webhooks
 test: $(STAMP)
