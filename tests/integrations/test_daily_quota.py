@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from integrations.connectors.base import DailyQuota, QuotaUsage, RateSpec
-from integrations.engine.quota import QuotaPlan, redis_key
+from integrations.engine.quota import REPORTED_MAX, QuotaPlan, redis_key
 from integrations.engine.ratelimit import RateBudget
 from integrations.models import DailyQuotaCount
 from mktintegration.errors import ErrorKind, QuotaSpent
@@ -228,3 +228,16 @@ def test_the_database_keeps_only_the_counted_slots(settings, hubspot_connection,
         clock.advance(3600)
 
     assert len(DailyQuotaCount.objects.get().slots) == 25
+
+
+@pytest.mark.django_db
+def test_an_absurd_count_in_a_vendors_header_is_bounded_not_a_crash(backend, clock):
+    clock.now = LATE_EVENING_CST
+    budget = _budget(backend, _plan(1000, reported=True))
+
+    budget.quota_observe(QuotaUsage(used=10**12, limit=10**15))
+
+    status = budget.quota_status()
+    assert (status.used, status.limit) == (REPORTED_MAX, REPORTED_MAX)
+    with pytest.raises(QuotaSpent):
+        budget.acquire()
