@@ -1,8 +1,10 @@
 """Export requests: parsing what the caller asked for, and the SQL that answers it.
 
 The database does the work: filtering, field selection, ordering, value formatting, CSV
-formula neutralisation and JSON encoding all happen in SQL, identically on SQLite and
-PostgreSQL, so the same request gives the same bytes on both.
+formula neutralisation and JSON encoding all happen in SQL, so the same request gives the same
+bytes on SQLite and PostgreSQL. One exception, for speed: on PostgreSQL the rare text cell
+with a line break is made one line by the stream (``exports.streaming.one_line_rows``), not by
+a per-cell function (docs/adr/0012-csv-cells-at-copy-speed.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ RESERVED_PARAMS = ("format", "fields", "limit", "cursor")
 MAX_IN_VALUES = bounds.LIST_ITEMS
 CURSOR_CHARS = 512
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+# A CSV text cell starting with one of these gets a leading ' (a spreadsheet would run it as
+# a formula): = + - @ and TAB, tested in SQL by code point.
+RISKY_FIRST = "=+-@\t"
+RISKY_CODES = "(" + ", ".join(str(ord(c)) for c in RISKY_FIRST) + ")"
+
+
+def risky_first_sql(code: str) -> str:
+    """SQL true when ``code`` (the code point of a cell's first character) is risky. Letters
+    are above every risky code, so nearly every cell costs one comparison, not five."""
+    return f"{code} <= {max(map(ord, RISKY_FIRST))} AND {code} IN {RISKY_CODES}"
 
 
 class ExportInputError(ValueError):
@@ -263,17 +275,33 @@ class Dialect:
     def bool_text(self, sql: str) -> str:
         return f"CASE WHEN {sql} THEN 'true' WHEN NOT {sql} THEN 'false' END"
 
-    def csv_text(self, sql: str) -> str:
-        """A text cell that is one line and that no spreadsheet will run as a formula."""
-        if self.pg:
-            one_line = f"translate({sql}, E'\\r\\n', '  ')"
-            first = f"left({one_line}, 1)"
-            risky = "('=', '+', '-', '@', E'\\t')"
-        else:
-            one_line = f"replace(replace({sql}, char(13), ' '), char(10), ' ')"
-            first = f"substr({one_line}, 1, 1)"
-            risky = "('=', '+', '-', '@', char(9))"
-        return f"CASE WHEN {first} IN {risky} THEN '''' || {one_line} ELSE {one_line} END"
+    @staticmethod
+    def csv_text(sql: str) -> str:
+        """PostgreSQL: a text cell that no spreadsheet will run as a formula. The first
+        character is tested by code point, one cheap call per cell (the whole cost of the
+        rule on top of a plain COPY); COPY quotes the cell, and the stream turns the line
+        breaks of the rare cells that have any into spaces (``streaming.one_line_rows``)."""
+        return f"CASE WHEN {risky_first_sql(f'ascii({sql})')} THEN '''' || {sql} ELSE {sql} END"
+
+    @staticmethod
+    def csv_line_text(sql: str, *, alone: bool = False) -> str:
+        """SQLite (no COPY): a finished text cell, the same bytes as COPY and the stream
+        give for csv_text: single-line, formula-neutralised, quoted only when it holds a
+        comma or a quote; NULL is empty and "" is quoted. A cell that needs none of it
+        (nearly every cell) costs one GLOB and one code-point test."""
+        one_line = f"replace(replace({sql}, char(13), ' '), char(10), ' ')"
+        risky = risky_first_sql(f"unicode({sql})")
+        safe = f"CASE WHEN {risky} THEN '''' || {one_line} ELSE {one_line} END"
+        quoted = f"""'"' || replace({safe}, '"', '""') || '"'"""
+        special = f"""{sql} GLOB '*[,"' || char(10) || char(13) || ']*'"""
+        # COPY quotes a lone \. (its end-of-data marker) when it is the only column.
+        marker = f"""WHEN {sql} = '\\.' THEN '"\\."' """ if alone else ""
+        return (
+            f"""CASE WHEN {sql} IS NULL THEN '' WHEN {sql} = '' THEN '""' {marker}"""
+            f"""WHEN {special} THEN CASE WHEN instr({sql}, ',') OR instr({sql}, '"') """
+            f"THEN {quoted} ELSE {safe} END "
+            f"WHEN {risky} THEN '''' || {sql} ELSE {sql} END"
+        )
 
     def csv_cell(self, f: DatasetField) -> str:
         if f.type == FieldType.TEXT:
@@ -373,16 +401,19 @@ def csv_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
     return _base_sql(query, dialect, columns)
 
 
-def csv_values_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
-    """SQLite (no COPY): text cells as stored, other cells formatted by the database; the
-    stream neutralises and quotes the text cells (exports.streaming.csv_text_cell)."""
+def csv_line_select(query: ExportQuery, vendor: str) -> tuple[str, list[Any]]:
+    """SQLite (no COPY): one finished CSV line per row (without its line ending), so the
+    stream only joins lines; the same bytes as COPY of csv_select on PostgreSQL."""
     dialect = Dialect(vendor)
-    fields = [query.dataset.field(name) for name in query.fields]
-    columns = ", ".join(
-        f"{f.sql if f.type == FieldType.TEXT else dialect.csv_cell(f)} AS {_alias(f.name)}"
-        for f in fields
-    )
-    return _base_sql(query, dialect, columns)
+    cells = []
+    for f in (query.dataset.field(name) for name in query.fields):
+        if f.type == FieldType.TEXT:
+            cells.append(dialect.csv_line_text(f.sql, alone=len(query.fields) == 1))
+        else:
+            cells.append(f"coalesce({dialect.csv_cell(f)}, '')")
+    line = " || ',' || ".join(cells)
+    # One number alone would come back as a number, not as its text.
+    return _base_sql(query, dialect, line if len(cells) > 1 else f"CAST({line} AS TEXT)")
 
 
 def _json_inner(query: ExportQuery, dialect: Dialect, *, with_key: bool):

@@ -1,24 +1,25 @@
 """Turning an ExportQuery into bytes, at constant memory.
 
 On PostgreSQL, CSV and NDJSON come straight from ``COPY (SELECT ...) TO STDOUT``: the server
-formats every row and Python only gathers the blocks into 64 KiB chunks. On SQLite rows are
-fetched in batches and written with the csv module. Either way an ``ExportStream`` counts rows
-and bytes (and a SHA-256 for files) for the access log and the run record.
+formats every row and Python only gathers the rows into 64 KiB chunks (and, in the rare chunk
+with a line break inside a cell, makes that cell one line). On SQLite each row's line comes
+finished from the database and is only joined here. Either way an ``ExportStream`` counts
+rows and bytes (and a SHA-256 for files) for the access log and the run record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 
 from django.db import connections
 
-from exports.datasets import FieldType
 from exports.query import (
     ExportQuery,
+    csv_line_select,
     csv_select,
-    csv_values_select,
     encode_cursor,
     json_page_select,
     ndjson_select,
@@ -76,31 +77,37 @@ class ExportStream:
                 f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
             )
             newlines_before_rows = 0
-        newlines = 0
+        rows = buffered = 0  # COPY sends each row as one message
         buffer = bytearray()
         with connection.cursor() as cursor, cursor.cursor.copy(copy_sql, params) as copy:
             for block in copy:
                 buffer += block
+                buffered += 1
                 if len(buffer) >= CHUNK:
-                    newlines += buffer.count(b"\n")
-                    yield self._finish_block(bytes(buffer))
+                    yield self._finish_block(bytes(buffer), buffered)
+                    rows += buffered
                     buffer.clear()
-        newlines += buffer.count(b"\n")
+                    buffered = 0
         if buffer:
-            yield self._finish_block(bytes(buffer))
-        self.rows = max(newlines - newlines_before_rows, 0)
+            yield self._finish_block(bytes(buffer), buffered)
+            rows += buffered
+        self.rows = max(rows - newlines_before_rows, 0)
 
-    def _finish_block(self, block: bytes) -> bytes:
-        # RFC 4180 ends records with CRLF; cells hold no line breaks (see Dialect.csv_text).
-        return block.replace(b"\n", b"\r\n") if self.format == "csv" else block
+    def _finish_block(self, block: bytes, rows: int) -> bytes:
+        """Whole rows from COPY as the file gets them. CSV: every cell single-line (the rare
+        block with a line break inside a cell is mended) and records end with CRLF."""
+        if self.format != "csv":
+            return block
+        if b"\r" in block or block.count(b"\n") != rows:
+            block = one_line_rows(block)
+        return block.replace(b"\n", b"\r\n")
 
     # SQLite: batches through the cursor.
     def _sqlite(self, connection) -> Iterator[bytes]:
-        # SQLite has no COPY. NDJSON lines come whole from the database; CSV lines are
-        # joined here, text cells made safe by csv_text_cell (the same rules as in SQL).
+        # SQLite has no COPY: each line comes whole from the database (CSV: csv_line_select,
+        # the same bytes as COPY gives on PostgreSQL) and is only joined here.
         if self.format == "csv":
-            sql, params = csv_values_select(self.query, "sqlite")
-            text = [self.query.dataset.field(n).type == FieldType.TEXT for n in self.query.fields]
+            sql, params = csv_line_select(self.query, "sqlite")
             newline, head = "\r\n", ",".join(self.query.fields) + "\r\n"
         else:
             sql, params = ndjson_select(self.query, "sqlite")
@@ -110,17 +117,7 @@ class ExportStream:
             parts, size = [head], len(head)
             while batch := cursor.fetchmany(FETCH):
                 self.rows += len(batch)
-                if self.format == "csv":
-                    lines = (
-                        ",".join(
-                            csv_text_cell(v) if is_text else ("" if v is None else str(v))
-                            for v, is_text in zip(row, text, strict=True)
-                        )
-                        for row in batch
-                    )
-                else:
-                    lines = (row[0] for row in batch)
-                chunk = newline.join(lines) + newline
+                chunk = newline.join([row[0] for row in batch]) + newline
                 parts.append(chunk)
                 size += len(chunk)
                 if size >= CHUNK:
@@ -130,23 +127,26 @@ class ExportStream:
                 yield "".join(parts).encode()
 
 
-_RISKY_FIRST = frozenset("=+-@\t")
+# A quoted CSV cell as COPY writes it (a quote inside is doubled; cells never span rows).
+_QUOTED_CELL = re.compile(rb'"[^"]*(?:""[^"]*)*"')
 
 
-def csv_text_cell(value: str | None) -> str:
-    """One text cell as PostgreSQL's COPY writes it after Dialect.csv_text: single-line,
-    formula-neutralised, quoted only when needed; None is empty, "" is quoted."""
-    if value is None:
-        return ""
-    if value == "":
-        return '""'
-    if "\r" in value or "\n" in value:
-        value = value.replace("\r", " ").replace("\n", " ")
-    if value[0] in _RISKY_FIRST:
-        value = "'" + value
-    if "," in value or '"' in value:
-        return '"' + value.replace('"', '""') + '"'
-    return value
+def _one_line_cell(match: re.Match) -> bytes:
+    cell = match.group(0)
+    if b"\n" not in cell and b"\r" not in cell:
+        return cell
+    text = cell[1:-1].replace(b'""', b'"').replace(b"\r", b" ").replace(b"\n", b" ")
+    if b"," in text or b'"' in text:
+        return b'"' + text.replace(b'"', b'""') + b'"'
+    return text
+
+
+def one_line_rows(block: bytes) -> bytes:
+    """Whole CSV rows from COPY with every line break inside a cell made a space, the cell
+    quoted again only if it still needs it (a comma or a quote), as COPY would have quoted
+    it. Only cells COPY quoted can hold a line break, and their first character was already
+    made safe in SQL (Dialect.csv_text), so the bytes are those of the one-line text."""
+    return _QUOTED_CELL.sub(_one_line_cell, block)
 
 
 def json_page(query: ExportQuery, *, alias: str, next_url) -> tuple[bytes, int]:
