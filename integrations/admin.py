@@ -20,7 +20,7 @@ from guardian.shortcuts import get_objects_for_user
 
 from audit.context import client_address
 from audit.pages import AccessLoggedAdminMixin
-from integrations import services
+from integrations import record_history, services
 from integrations.engine.access import preview_refused_log
 from integrations.evidence_admin import consent_decision_html
 from integrations.forms import ConnectionForm, FieldMappingForm, MappingFormSet, SyncForm
@@ -201,6 +201,16 @@ class SyncAdmin(ObjectPermissionAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("connection")
+
+    def get_urls(self):
+        # Record history: any user who may see a sync (managers lack view_ledgerentry).
+        view = partial(record_history.record_history_view, model_admin=self)
+        history = path(
+            "record-history/",
+            self.admin_site.admin_view(view),
+            name="integrations_sync_record_history",
+        )
+        return [history, *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
