@@ -36,6 +36,7 @@ from django.utils.dateparse import parse_datetime
 from integrations.connectors import register
 from integrations.connectors.base import (
     Connector,
+    DailyQuota,
     DestinationField,
     DestinationObject,
     Outcome,
@@ -143,7 +144,7 @@ def error_code(response: Response) -> int | None:
 
 def seconds_to_next_day(now: datetime | None = None) -> float:
     """Until the next UTC midnight (and a minute), when the daily limit starts again."""
-    now = now or datetime.now(UTC)
+    now = now or datetime.fromtimestamp(time.time(), UTC)  # the clock the quota counts by
     tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return (tomorrow - now).total_seconds() + 60
 
@@ -170,6 +171,10 @@ class Pardot(Connector):
         ),
     }
     default_rate = RateSpec(requests=5, per_seconds=1)  # 5 concurrent requests [A9]
+    # Per business unit, by edition: Growth 25,000, Plus 50,000, Advanced and Premium
+    # 100,000 [A9]; a connection on a larger edition sets its own (Daily quota requests). The
+    # day is UTC's, as the code 122 hold below assumes (Pardot's reset time is unconfirmed).
+    daily_quota = DailyQuota(requests=25_000, timezone="UTC")
     # No webhooks [A3]: opted-out prospects are read by a standing poll (docs/webhooks.md#polls).
     standing_polls = (OPTED_OUT_POLL,)
     allowed_hosts = ("pi.pardot.com", "pi.demo.pardot.com")
@@ -184,6 +189,12 @@ class Pardot(Connector):
 
     def token_rejected(self, response: Response) -> bool:
         return response.status_code == 401 or error_code(response) == INVALID_TOKEN_CODE
+
+    def quota_account(self) -> str:
+        """The business unit: Pardot counts the day's requests per business unit [A9], so
+        every connection to it shares the allowance."""
+        unit = self.config.business_unit_id
+        return f"pardot-{unit}" if unit else super().quota_account()
 
     # --- requests and errors ---------------------------------------------------------------
     def call(self, method: str, path: str, *, what: str, **kwargs: Any) -> Response:

@@ -4,12 +4,14 @@ with the connection's business unit, opt-outs never undone, and Pardot's codes i
 
 from __future__ import annotations
 
-import time
+from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
 from integrations.connectors import pardot as connector
 from integrations.models import (
+    Connection,
     DeadLetter,
     LedgerEntry,
     RunStatus,
@@ -29,6 +31,8 @@ from tests.integrations.oauth.conftest import token_calls
 pytestmark = pytest.mark.django_db
 PROFILE = PardotProfile()
 UPSERT = "/do/upsertLatestByEmail"
+AFTERNOON = datetime(2026, 12, 1, 15, tzinfo=UTC)
+NEXT_DAY = datetime(2026, 12, 2, 0, 1, tzinfo=UTC)  # a minute past UTC midnight
 PEOPLE = [("first_name", "firstName"), ("last_name", "lastName")]
 
 
@@ -122,12 +126,13 @@ def test_code_66_waits_and_sends_again_at_no_attempts_cost(pardot, connection):
 
 
 def test_code_122_defers_the_records_to_the_next_day_without_failing_them(
-    pardot, connection, monkeypatch
+    pardot, connection, clock
 ):
+    """Pardot's count is ahead of ours (another integration on the business unit): its 122
+    holds the day's quota until UTC midnight, and the records go then."""
+    clock.now = AFTERNOON.timestamp()
     people = consented_contacts(4)
     pardot.set_daily_limit(3)  # the fields read and two prospects, then code 122
-    # The next day comes a second after the refusal here, at Pardot and for the connector.
-    monkeypatch.setattr(connector, "seconds_to_next_day", lambda: 1.0)
     sync = _sync(connection)
 
     first = start_and_drive(sync)
@@ -142,14 +147,55 @@ def test_code_122_defers_the_records_to_the_next_day_without_failing_them(
     waiting = LedgerEntry.objects.filter(sync=sync).exclude(status="synced")
     assert waiting.count() == 2 and "daily limit starts again" in waiting.first().last_error
     resume_at = Sync.objects.get(pk=sync.pk).quota_resume_at
-    assert resume_at is not None
+    assert resume_at == NEXT_DAY
     pardot.new_day()
-    time.sleep(max(0.0, resume_at.timestamp() - time.time()) + 0.05)
+    clock.now = resume_at.timestamp() - 60
+    assert quota_runs_start() == 0  # a minute before midnight: nothing yet
+    clock.now = resume_at.timestamp()
     assert quota_runs_start() == 1
     second = drive(SyncRun.objects.get(sync=sync, trigger=Trigger.QUOTA, status="queued"))
 
     assert (second.status, second.created, second.failed) == (RunStatus.SUCCEEDED, 2, 0)
     assert [pardot.create_count(p.email) for p in people] == [1, 1, 1, 1]
+
+
+def test_a_run_larger_than_the_business_units_allowance_is_cut_to_fit_it(pardot, connection, clock):
+    """The connection says its edition's allowance: the plan fits it, never a request over
+    it (no code 122), the rest deferred to the next UTC day, each prospect written once."""
+    clock.now = AFTERNOON.timestamp()
+    quota = 4
+    pardot.set_daily_limit(quota)
+    Connection.objects.filter(pk=connection.pk).update(daily_quota_requests=quota)
+    people = consented_contacts(7)
+    sync = _sync(connection)
+
+    runs = [start_and_drive(sync)]
+    for _ in range(4):
+        resume_at = Sync.objects.get(pk=sync.pk).quota_resume_at
+        if resume_at is None:
+            break
+        pardot.new_day()
+        clock.now = resume_at.timestamp()
+        assert quota_runs_start() == 1
+        runs.append(drive(SyncRun.objects.get(sync=sync, trigger=Trigger.QUOTA, status="queued")))
+
+    assert pardot.limit_refusals == 0  # the plan kept under the allowance: no code 122
+    assert 2 <= len(runs) <= 4 and runs[0].deferred > 0
+    assert sum(r.created for r in runs) == len(people)
+    assert all(r.status == RunStatus.SUCCEEDED and r.failed == 0 for r in runs)
+    assert [pardot.create_count(p.email) for p in people] == [1] * len(people)
+    calls = [r for r in pardot.requests if r.path.startswith("/api/v5/")]
+    per_day = Counter(int(r.timestamp // 86_400) for r in calls)
+    assert max(per_day.values()) <= quota, per_day
+
+
+def test_connections_to_one_business_unit_share_its_daily_quota(pardot, connection):
+    from integrations.selectors import connector_for
+
+    other = PROFILE.connection(pardot, name="second pardot connection")
+
+    accounts = {connector_for(c).quota_account() for c in (connection, other)}
+    assert accounts == {f"pardot-{BUSINESS_UNIT_ID}"}
 
 
 def test_the_next_day_is_utc_midnight():
