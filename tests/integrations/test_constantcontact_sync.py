@@ -188,3 +188,23 @@ def test_writes_go_to_the_import_activity_only(constantcontact):
 
     writes = {c.path for c in constantcontact.requests if c.method in ("POST", "PUT", "PATCH")}
     assert writes <= {IMPORT_PATH, "/oauth2/default/v1/token"}, writes
+
+
+def test_a_batch_needing_more_imports_than_it_can_follow_goes_in_halves(
+    constantcontact, monkeypatch
+):
+    """A batch whose contacts need more imports than its job reference can name is halved
+    before anything is sent: every contact arrives once, no batch loses track of an import."""
+    from integrations.connectors.constantcontact import connector
+
+    monkeypatch.setattr(connector, "IMPORT_BYTES", 300)  # two or three contacts an import
+    people = consented_contacts(40)
+
+    run = start_and_drive(contacts_sync(constantcontact))
+
+    assert (run.status, run.created, run.dead_lettered) == (RunStatus.SUCCEEDED, 40, 0)
+    rows = imported_rows(constantcontact)
+    assert sorted(row["email"] for row in rows) == sorted(p.email for p in people)
+    refs = [b.job_ref for b in run.batches.exclude(job_ref="")]
+    assert refs and all(len(ref.split(",")) <= connector.MAX_IMPORTS for ref in refs)
+    assert run.batches.filter(splits__gt=0).exists()  # the first batch was halved

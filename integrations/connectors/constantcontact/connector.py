@@ -70,6 +70,9 @@ from mktintegration.http import Response
 
 IMPORT_CONTACTS = 1_000  # contacts an import takes here (Constant Contact's own limit: 40,000)
 IMPORT_BYTES = 3_500_000  # an import's body stays this far under the 4 MB limit [C12]
+# The imports one batch may take: their activity ids (36-character UUIDs [C12]), joined by
+# commas, are the batch's job reference, which holds 200 characters.
+MAX_IMPORTS = 200 // 37
 MAX_CUSTOM_FIELDS = 25  # per contact [C14]
 MAX_LISTS = 50  # lists one import adds its contacts to (emulator choice: unconfirmed)
 DELETE_IDS = 500  # [C18]
@@ -270,7 +273,16 @@ class ConstantContact(Connector):
             destination_config=destination_config,
         )
         lists = self.list_ids(destination_config)
-        activities = [self._import(chunk, lists) for chunk in self._chunks(to_write)]
+        chunks = list(self._chunks(to_write))
+        if len(chunks) > MAX_IMPORTS:
+            # Before anything is sent: the engine halves the batch and sends the halves.
+            raise ConnectorError(
+                f"{self.label}: these {len(to_write):,} contacts need {len(chunks)} imports "
+                f"of at most {IMPORT_BYTES:,} bytes, and one batch follows at most "
+                f"{MAX_IMPORTS}: they go in smaller batches",
+                kind=ErrorKind.PERMANENT,
+            )
+        activities = [self._import(chunk, lists) for chunk in chunks]
         job = ",".join(activities)
         for record in to_write:
             done[record.key] = RecordResult(record.key, Outcome.ACCEPTED, job_ref=job)
