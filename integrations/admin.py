@@ -10,7 +10,10 @@ from datetime import timedelta
 from functools import partial
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,7 +23,7 @@ from guardian.shortcuts import get_objects_for_user
 
 from audit.context import client_address
 from audit.pages import AccessLoggedAdminMixin
-from integrations import record_history, services, sync_list
+from integrations import record_history, run_progress, services, sync_list
 from integrations.engine.access import preview_refused_log
 from integrations.evidence_admin import consent_decision_html
 from integrations.forms import ConnectionForm, FieldMappingForm, MappingFormSet, SyncForm
@@ -469,6 +472,46 @@ class SyncRunAdmin(GrantedSyncRowsMixin, HiddenIs404Mixin, ReadOnlyAdmin):
     list_select_related = ("sync",)
     exclude = ("preview",)
     readonly_fields = ("reasons",)
+    change_form_template = "admin/integrations/syncrun/change_form.html"
+
+    def get_urls(self):
+        replay = path(
+            "<path:object_id>/replay/",
+            self.admin_site.admin_view(self.replay_view),
+            name="integrations_syncrun_replay",
+        )
+        return [replay, *super().get_urls()]
+
+    def _open_letters(self, obj):
+        return DeadLetter.objects.filter(run=obj, status=DeadLetterStatus.OPEN)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["run_summary"] = run_progress.summary(obj, now=timezone.now())
+            may = _may(request, "integrations.replay_deadletters", obj.sync)
+            context["replayable"] = self._open_letters(obj).count() if may else 0
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def replay_view(self, request, object_id):
+        """POST: this run's open dead letters sent again in a new run (the dead letters'
+        replay, with its permission on the run's sync)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = self.get_object(request, unquote(object_id))
+        if run is None or not self.has_view_permission(request, run):
+            raise Http404("No sync run with that id is visible to you.")
+        if not _may(request, "integrations.replay_deadletters", run.sync):
+            raise PermissionDenied
+        ids = list(self._open_letters(run).values_list("pk", flat=True))
+        count, replay = services.deadletters_replay(sync=run.sync, user=request.user, ids=ids)
+        name = run.sync.name
+        if not count:
+            self.message_user(request, f"{name}: no open dead letters left to replay.")
+        elif replay is None:  # a run is active: its successor plans them
+            self.message_user(request, f"{name}: {count} dead letters replayed (next run).")
+        else:
+            self.message_user(request, f"{name}: {count} dead letters replayed.")
+        return redirect("admin:integrations_syncrun_change", (replay or run).pk)
 
     def get_fields(self, request, obj=None):
         """Why records were not sent, first: what a manager opens a run page for."""
