@@ -36,6 +36,7 @@ from integrations.models.runs import RunStatus
 from mktintegration.bounds import BoundError, text_check
 
 ACCESS_LOG_DATASET = "integrations:record_history"
+EMAIL_SEARCH_PERMISSION = "backbone.view_contact"
 BY_EXTERNAL_ID = "external_id"
 BY_EMAIL = "email"
 # The runs searched for a record's batches, per sync (the latest ones); dead letters name
@@ -294,6 +295,22 @@ def record_history_view(request, *, model_admin):
         )
         return TemplateResponse(
             request, "admin/integrations/record_history.html", context, status=400
+        )
+    if (
+        searched
+        and form.cleaned_data["by"] == BY_EMAIL
+        and not request.user.has_perm(EMAIL_SEARCH_PERMISSION)
+    ):
+        # An address names a person: who may not view contacts may not learn which one.
+        _log(
+            request,
+            filters=_logged_filters(request, form.cleaned_data),
+            outcome=Outcome.DENIED,
+            status_code=403,
+        )
+        raise PermissionDenied(
+            "Searching by e-mail address needs permission to view contacts; search a company "
+            "by its external id instead."
         )
     if searched:
         context.update(_search(request, form.cleaned_data, syncs, model_admin))

@@ -286,3 +286,14 @@ def test_the_page_needs_nothing_the_content_security_policy_forbids(client_for, 
         response = client.get(PAGE, params)
         assert "script-src 'self'" in response["Content-Security-Policy"]
         assert _inline(response.content.decode()).found == [], params
+
+
+def test_an_auditor_may_not_learn_which_contact_an_address_is(client_for, world):
+    response, _ = _search(client_for(roles.AUDITOR, username="aud"), "ada@example.com")
+
+    assert response.status_code == 403
+    assert b"needs permission to view contacts" in response.content
+    [denied] = _logged()
+    assert (denied.outcome, denied.status_code) == ("denied", 403)
+    assert denied.filters == {"q": "(not recorded: 15 characters)", "by": "email"}
+    assert f"contact {world['contact'].pk}" not in (denied.detail or "")
