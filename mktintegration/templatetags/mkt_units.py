@@ -1,5 +1,6 @@
 """``{{ seconds|duration }}``: a duration in the units a person reads ("850 ms", "12.4 s",
-"3 min 20 s", "23 h 29 min", "2 d 4 h"), not thousands of seconds."""
+"3 min 20 s", "23 h 29 min", "2 d 4 h"), not thousands of seconds; ``{{ n|count }}``: a
+whole number with thousands separators ("4,001")."""
 
 from __future__ import annotations
 
@@ -31,3 +32,10 @@ def duration(seconds) -> str:
     if hours:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+
+
+@register.filter
+def count(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "" if value is None else str(value)
+    return f"{value:,}"

@@ -105,6 +105,6 @@ def test_a_salesforce_orgs_quota_is_the_count_salesforce_reports(client_for, sal
 
     row = html.split(f"<td>Salesforce {ORG_ID}</td>")[1].split("</tr>")[0]
     assert "<td>Sales EU, Sales US</td>" in row
-    assert "<td>4001 (40%)</td><td>5999</td><td>10000</td>" in row, row
+    assert "<td>4,001 (40%)</td><td>5,999</td><td>10,000</td>" in row, row
     status = connection_quota(second)
     assert (status.used, status.left) == (4_001, 5_999)
