@@ -37,6 +37,7 @@ class DatasetField:
     type: FieldType
     description: str
     personal: bool = False
+    unique: bool = False  # no two rows share a value (a unique column, one row per key)
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,10 @@ CLIENTS = Dataset(
     key="id",
     updated_at="updated_at",
     fields=(
-        DatasetField("id", "c.id", N, "internal company id"),
-        DatasetField("external_id", "c.external_id", T, "the company's id in the CRM of record"),
+        DatasetField("id", "c.id", N, "internal company id", unique=True),
+        DatasetField(
+            "external_id", "c.external_id", T, "the company's id in the CRM of record", unique=True
+        ),
         DatasetField("name", "c.name", T, "company name"),
         DatasetField("domain", "c.domain", T, "web domain"),
         DatasetField("industry", "c.industry", T, "industry"),
@@ -224,7 +227,9 @@ METRICS = Dataset(
     updated_at="updated_at",
     fields=(
         DatasetField("company_id", "m.company_id", N, "internal company id"),
-        DatasetField("external_id", "c.external_id", T, "the company's id in the CRM of record"),
+        DatasetField(
+            "external_id", "c.external_id", T, "the company's id in the CRM of record", unique=True
+        ),
         DatasetField("name", "c.name", T, "company name"),
         DatasetField("activity_7d", "m.activity_7d", N, "activity events, last 7 days"),
         DatasetField("activity_30d", "m.activity_30d", N, "activity events, last 30 days"),
@@ -311,7 +316,7 @@ CONTACTS = Dataset(
     key="id",
     updated_at="updated_at",
     fields=(
-        DatasetField("id", "ct.id", N, "internal contact id"),
+        DatasetField("id", "ct.id", N, "internal contact id", unique=True),
         DatasetField("email", "ct.email", T, "e-mail address", personal=True),
         DatasetField("first_name", "ct.first_name", T, "first name", personal=True),
         DatasetField("last_name", "ct.last_name", T, "last name", personal=True),

@@ -127,4 +127,5 @@ def summary(run: SyncRun, *, now: datetime) -> dict:
         "progress": progress_text(run, now=now),
         "buckets": buckets(run),
         "planned": f"{run.planned:,}",
+        "plan_path": run.plan_path,
     }

@@ -298,6 +298,14 @@ class Marketo(Connector):
     def match_key(self, object_name: str, match_field: str, value: str) -> str:
         return value.lower() if match_field == "email" else value
 
+    def match_key_sql(self, object_name: str, match_field: str, match_sql: str) -> str | None:
+        return f"LOWER({match_sql})" if match_field == "email" else match_sql
+
+    def validate_record_sql(
+        self, object_name: str, match_sql: str, *, fields: tuple[str, ...], pg: bool
+    ) -> str | None:
+        return "1 = 1"  # the value is ASCII, the one thing validate_record checks
+
     def lookup(
         self,
         object_name: str,

@@ -286,6 +286,9 @@ class Pardot(Connector):
     def match_key(self, object_name: str, match_field: str, value: str) -> str:
         return value.lower()  # one prospect per address, whatever its case [A1]
 
+    def match_key_sql(self, object_name: str, match_field: str, match_sql: str) -> str | None:
+        return f"LOWER({match_sql})"
+
     # --- writes --------------------------------------------------------------------------
     def prospect_body(self, payload: dict[str, Any], fields: dict) -> dict[str, Any]:
         """The prospect's fields as Pardot takes them; ``optedOut`` only ever ``true``."""

@@ -99,3 +99,49 @@ def value_problem(field, value: Any) -> str | None:
 def value_map_problems(field, value_map: dict) -> list[str]:
     """The targets of a mapping's value map that ``field`` would refuse."""
     return [problem for target in value_map.values() if (problem := value_problem(field, target))]
+
+
+# --- the same rules in SQL, for plans made in the database (integrations.engine.plan_sql) ---
+# Each is *sufficient*: true only where the Python rule above certainly accepts the value. A
+# row it does not vouch for is planned in Python, which decides exactly; so the two paths
+# always give the same decision (tests/integrations/test_plan_sql.py proves it).
+
+
+def email_sql(expr: str, *, pg: bool) -> str:
+    """``_EMAIL`` for a value already known to be printable ASCII (so ``\\s`` is a space)."""
+    if pg:
+        return f"({expr} ~ '^[^@ ]+@[^@ ]+\\.[^@ ]+$')"
+    return f"({expr} GLOB '?*@?*.?*' AND {expr} NOT GLOB '*@*@*' AND {expr} NOT GLOB '* *')"
+
+
+def value_ok_sql(field, source_type: str, expr: str, *, pg: bool) -> tuple[str, list[Any]]:
+    """SQL true where ``value_problem(field, v)`` is certainly None for the value ``v`` the
+    planner reads from ``expr`` (a plain source field of the dataset type ``source_type``:
+    "int", "decimal", "bool", "datetime" or "text", as exports.datasets.FieldType names them)."""
+    text = source_type != "int"  # the planner reads every other type as text
+    empty = f"{expr} IS NULL" + (f" OR {expr} = ''" if text else "")
+    kind = field.kind
+    if kind == ValueKind.NUMBER and source_type in ("int", "decimal"):
+        return "1 = 1", []
+    if kind in (ValueKind.DATE, ValueKind.DATETIME) and source_type == "datetime":
+        return "1 = 1", []
+    if kind == ValueKind.BOOL and source_type == "bool":
+        return "1 = 1", []
+    if kind == ValueKind.NUMBER and source_type == "text" and pg:
+        return f"({empty} OR {expr} ~ '^-?[0-9]{{1,30}}(\\.[0-9]{{1,30}})?$')", []
+    if kind == ValueKind.BOOL and source_type == "text":
+        return f"({empty} OR {expr} IN ('true', 'false'))", []
+    if kind == ValueKind.EMAIL and source_type == "text":
+        printable = (
+            f"{expr} ~ '^[!-~]+$'" if pg else f"({expr} <> '' AND {expr} NOT GLOB '*[^!-~]*')"
+        )
+        return f"({empty} OR ({printable} AND {email_sql(expr, pg=pg)}))", []
+    if kind in (ValueKind.CHOICE, ValueKind.CHOICES):
+        options = [o for o in field.options if kind == ValueKind.CHOICE or field.separator not in o]
+        if not field.options:
+            return "1 = 1", []
+        if not options:
+            return f"({empty})", []
+        cell = expr if text else f"CAST({expr} AS TEXT)"
+        return f"({empty} OR {cell} IN ({', '.join(['%s'] * len(options))}))", options
+    return f"({empty})", []

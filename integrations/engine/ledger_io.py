@@ -121,15 +121,17 @@ def ledger_states(sync_id: int, keys: list[str]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def ledger_match_owners(sync_id: int, values: set[str], exclude_keys: list[str]) -> dict[str, str]:
-    """Match values already confirmed at the destination for a record not in ``exclude_keys``:
-    value -> that record's key."""
+def ledger_match_owners(
+    sync_id: int, values: set[str], exclude_keys: list[str], *, status: str = "synced"
+) -> dict[str, str]:
+    """Match values already confirmed at the destination (``status``) for a record not in
+    ``exclude_keys``: value -> that record's key."""
     condition, params = _any(connection.vendor, "match_value", sorted(values))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT match_value, record_key FROM {TABLE} WHERE sync_id = %s AND status = %s "
             f"AND {condition}",
-            [sync_id, "synced", *params],
+            [sync_id, status, *params],
         )
         excluded = set(exclude_keys)
         return {value: key for value, key in cursor.fetchall() if key not in excluded}

@@ -38,6 +38,7 @@ from integrations.engine.ledger_io import (
     ledger_states,
     ledger_update,
 )
+from integrations.engine.plan_sql import key_order, sql_first_plan, sql_gate
 from integrations.engine.quota_fit import QuotaFit, quota_fit
 from integrations.engine.source import SourceReader
 from integrations.mapping import build_payload, compile_mappings, source_fields
@@ -278,6 +279,7 @@ class PlanResult:
     sent: int = 0  # records handed to batches so far
     preview: list[dict] = field(default_factory=list)
     watermark: Any = None
+    path: str = "python"  # where the records were gated (first plans: "database" mostly)
 
     @property
     def planned(self) -> int:
@@ -290,6 +292,8 @@ def _connector_for_validation(ctx: SyncContext):
 
 
 class Planner:
+    in_database = True  # a first plan gates in SQL where it can (integrations.engine.plan_sql)
+
     def __init__(self, run: SyncRun, *, dry_run: bool = False, heartbeat=None):
         self.run = run
         self.sync = run.sync
@@ -311,6 +315,11 @@ class Planner:
         self.flush_size = 0
         # A daily quota the run may not fit in: sends are held, then cut to fit.
         self.fit: QuotaFit | None = None
+        # A first plan made in the database: its records own their match values (a record
+        # planned in Python that comes first in key order takes the value over: ``demoted``).
+        self.sql_owned = False
+        self.demoted: dict[str, str] = {}
+        self.holding = False  # no flush yet: what the database planned may still change
 
     def plan(self) -> PlanResult:
         sync = self.sync
@@ -325,11 +334,13 @@ class Planner:
         started = timezone.now()
         empty_ledger = not LedgerEntry.objects.filter(sync=sync).exists()
         self.fit = quota_fit(self.ctx, self.connector, since=since, retry_statuses=RETRY_STATUSES)
-        for rows in self.ctx.reader.changed(since):
-            self.rows_read += len(rows)
-            self._plan_rows(rows, skip_ledger=empty_ledger)
-            self.heartbeat()
-        self._plan_leftovers()
+        if not (since is None and empty_ledger and self._plan_in_database()):
+            for rows in self.ctx.reader.changed(since):
+                self.rows_read += len(rows)
+                self._plan_rows(rows, skip_ledger=empty_ledger)
+                self.heartbeat()
+        if not empty_ledger:  # else every entry is this plan's own
+            self._plan_leftovers()
         if sync.mode == "mirror":
             self._plan_deletes()
         if self.fit is not None:
@@ -340,9 +351,50 @@ class Planner:
         self.result.watermark = started
         return self.result
 
+    def _plan_in_database(self) -> bool:
+        """A first plan: gate in SQL what SQL can, the rest in Python (False: none in SQL)."""
+        if self.dry_run or self.fit is not None or not self.in_database:
+            return False
+        gate = sql_gate(self.ctx, self.connector)
+        if isinstance(gate, str):
+            self.result.path = f"python: {gate}"
+            return False
+        plan = sql_first_plan(self.ctx, gate, sync_id=self.sync.pk, heartbeat=self.heartbeat)
+        self.rows_read += plan.read
+        self.inserted += len(plan.sent)
+        self.sql_owned, self.holding = True, True
+        for start in range(0, len(plan.rest), 1000):
+            rows = self.ctx.reader.by_keys(plan.rest[start : start + 1000])
+            if rows:
+                self._plan_rows(list(rows.values()))
+            self.heartbeat()
+        demoted = self._demote()
+        self.result.send_keys[:0] = [key for key in plan.sent if key not in demoted]
+        self.holding = False
+        self.result.path = (
+            f"database: {len(plan.sent) - len(demoted):,} records gated in SQL, "
+            f"{len(plan.rest) + len(demoted):,} in Python"
+        )
+        return True
+
+    def _demote(self) -> set[str]:
+        """Records the database planned whose match value an earlier record (in key order,
+        planned in Python) holds: duplicates, as the Python path would have filed them."""
+        if not self.demoted:
+            return set()
+        keys = list(self.demoted)
+        rows = self.ctx.reader.by_keys(keys)
+        decisions = [
+            self.ctx.decide(rows[key], None, self.demoted[key], self.connector, new=True)
+            for key in keys
+            if key in rows
+        ]
+        self._record(decisions, self._ledger([d.key for d in decisions]))
+        return {d.key for d in decisions}
+
     def _flush(self, *, final: bool = False) -> None:
         result = self.result
-        if self.on_keys is None or (self.fit is not None and not final):
+        if self.on_keys is None or ((self.fit is not None or self.holding) and not final):
             return
         size = len(result.send_keys) if final else self.flush_size
         while size and len(result.send_keys) >= size:
@@ -390,11 +442,21 @@ class Planner:
             )
         }
         taken = {} if skip_ledger or not moved else ledger_match_owners(self.sync.pk, moved, keys)
+        in_sql = (
+            ledger_match_owners(self.sync.pk, moved, keys, status=LedgerStatus.PENDING)
+            if self.sql_owned and moved
+            else {}
+        )
         decisions = []
         for row, key, value in zip(rows, keys, match_values, strict=True):
             if key in self.seen:
                 continue
             self.seen.add(key)
+            if value in in_sql and value not in self.match_owner:
+                if key_order(in_sql[value]) < key_order(key):
+                    self.match_owner[value] = in_sql[value]
+                else:
+                    self.demoted[in_sql[value]] = key
             owner = taken.get(value) or self.match_owner.get(value) if value else None
             if value and value not in self.match_owner:
                 self.match_owner[value] = key

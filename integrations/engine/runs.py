@@ -101,6 +101,7 @@ def run_execute(*, run_id: int) -> None:
         SyncRun.objects.filter(pk=run.pk).update(
             status=RunStatus.DELIVERING,
             planned=result.planned,
+            plan_path=result.path[:200],
             heartbeat_at=timezone.now(),
             error=run.error,
             **{bucket: F(bucket) + count for bucket, count in result.counts.items()},

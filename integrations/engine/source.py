@@ -26,7 +26,8 @@ CHUNK = 5000
 KEY_CHUNK = 500
 
 
-def _plan_value(dialect: Dialect, f: DatasetField) -> str:
+def plan_value(dialect: Dialect, f: DatasetField) -> str:
+    """The SQL of a field as the planner reads it (the same text on both databases)."""
     if f.type == FieldType.DATETIME:
         return dialect.datetime_text(f.sql)
     if f.type == FieldType.DECIMAL:
@@ -72,7 +73,7 @@ class SourceReader:
         consent: ConsentProvider | None,
     ):
         columns = [
-            f'{_plan_value(self.dialect, self.dataset.field(name))} AS "{name}"'
+            f'{plan_value(self.dialect, self.dataset.field(name))} AS "{name}"'
             for name in self.fields
         ]
         params: list[Any] = []

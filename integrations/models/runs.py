@@ -63,6 +63,11 @@ class SyncRun(models.Model):
     attempt = models.PositiveIntegerField(default=0)
     full_plan = models.BooleanField(default=False)
     planned = models.PositiveIntegerField(default=0)
+    plan_path = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Where the plan gated the records: in the database (first plans) or Python.",
+    )
     batches_total = models.PositiveIntegerField(default=0)
     batches_done = models.PositiveIntegerField(default=0)
     api_calls = models.PositiveIntegerField(default=0)

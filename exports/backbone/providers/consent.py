@@ -76,6 +76,11 @@ class ConsentProvider(Protocol):
         row's consent: what ``decide_values`` turns into decisions."""
         ...
 
+    def granted_sql(self, *, subject_sql: str, purpose: str) -> tuple[str, list[Any]] | None:
+        """SQL true where the row's consent is granted, for plans made in the database; None
+        where only the provider itself can tell (a service): those rows are planned in Python."""
+        ...
+
     def decide_values(
         self, *, values: Sequence[Any], purpose: str, fresh: bool = False
     ) -> list[ConsentDecision]:

@@ -96,6 +96,9 @@ class HttpConsent:
     def column_sql(self, *, subject_sql: str, purpose: str) -> tuple[str, list[Any]]:
         return subject_sql, []  # the subject's id; decide_values asks the service
 
+    def granted_sql(self, *, subject_sql: str, purpose: str) -> tuple[str, list[Any]] | None:
+        return None  # only the service can tell
+
     def decide_values(
         self, *, values: Sequence[Any], purpose: str, fresh: bool = False
     ) -> list[ConsentDecision]:

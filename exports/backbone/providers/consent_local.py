@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from exports.backbone.models import ConsentRecord, Contact
+from exports.backbone.models import ConsentRecord, ConsentStatus, Contact
 from exports.backbone.providers.consent import (
     LOCAL,
     NEVER_GIVEN,
@@ -33,6 +33,10 @@ class LocalConsent:
             "ORDER BY cr.recorded_at DESC, cr.id DESC LIMIT 1)",
             [purpose],
         )
+
+    def granted_sql(self, *, subject_sql: str, purpose: str) -> tuple[str, list[Any]] | None:
+        sql, params = self.column_sql(subject_sql=subject_sql, purpose=purpose)
+        return f"{sql} LIKE '{ConsentStatus.GRANTED.value}:%%'", params
 
     def decide_values(
         self, *, values: Sequence[Any], purpose: str, fresh: bool = False

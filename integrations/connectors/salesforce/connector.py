@@ -236,6 +236,9 @@ class Salesforce(SalesforceApi):
         # which is not the default [S1]; e-mail addresses likewise.
         return value.lower()
 
+    def match_key_sql(self, object_name: str, match_field: str, match_sql: str) -> str | None:
+        return f"LOWER({match_sql})"
+
     # --- writes --------------------------------------------------------------------------
     def lookup(
         self,
