@@ -23,7 +23,14 @@ from guardian.shortcuts import get_objects_for_user
 
 from audit.context import client_address
 from audit.pages import AccessLoggedAdminMixin
-from integrations import record_history, run_progress, services, sync_list
+from integrations import (
+    record_history,
+    record_test,
+    run_progress,
+    services,
+    sync_editor,
+    sync_list,
+)
 from integrations.engine.access import preview_refused_log
 from integrations.evidence_admin import consent_decision_html
 from integrations.forms import ConnectionForm, FieldMappingForm, MappingFormSet, SyncForm
@@ -172,6 +179,22 @@ class FieldMappingInline(admin.TabularInline):
     formset = MappingFormSet
     extra = 1
 
+    class Media:
+        js = ("mktintegration/mapping_editor.js",)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        """The rows pick from the mapping editor's lists as this user may see them (examples
+        of the dataset's values: integrations.mapping_widgets)."""
+        formset = super().get_formset(request, obj, **kwargs)
+        sync_admin = self.admin_site._registry[Sync]
+        may_change = (
+            sync_admin.has_change_permission(request, obj)
+            if obj is not None
+            else sync_admin.has_add_permission(request)
+        )
+        attrs = {"editor_request": request, "editor_may_change": may_change}
+        return type(formset.__name__, (formset,), attrs)
+
 
 @admin.register(Sync)
 class SyncAdmin(ObjectPermissionAdmin):
@@ -219,7 +242,19 @@ class SyncAdmin(ObjectPermissionAdmin):
             self.admin_site.admin_view(view),
             name="integrations_sync_record_history",
         )
-        return [history, *super().get_urls()]
+        # Test on one record: who may preview the sync (integrations.record_test).
+        test_record = path(
+            "<path:object_id>/test-record/",
+            self.admin_site.admin_view(partial(record_test.record_test_view, model_admin=self)),
+            name="integrations_sync_test_record",
+        )
+        # The sync editor's count of matching records (integrations.sync_editor).
+        count = path(
+            "filter-count/",
+            self.admin_site.admin_view(partial(sync_editor.filter_count_view, model_admin=self)),
+            name="integrations_sync_filter_count",
+        )
+        return [history, test_record, count, *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
@@ -228,6 +263,13 @@ class SyncAdmin(ObjectPermissionAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        editable = (
+            self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        )
+        if editable and "form" not in kwargs:  # filters and destination settings as fields
+            kwargs["form"] = sync_editor.editor_form(
+                self.form, request=request, sync=obj, admin_site=self.admin_site
+            )
         form = super().get_form(request, obj, change, **kwargs)
         perm = "integrations.override_guardrails"
         may_loosen = request.user.has_perm(perm) or (obj and request.user.has_perm(perm, obj))

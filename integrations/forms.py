@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from functools import cached_property
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import pretty_name
@@ -9,7 +12,14 @@ from django.forms.utils import pretty_name
 from exports.datasets import DATASETS
 from integrations.connectors import REGISTRY
 from integrations.credentials import connection_credentials_save, credentials_plan
-from integrations.mapping_rules import mapping_problems
+from integrations.mapping_rules import mapping_problems, suggested_transform
+from integrations.mapping_widgets import (
+    MappingEditor,
+    OpenChoiceField,
+    OptionDataSelect,
+    mapping_editor,
+    with_current,
+)
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.services import sync_destination_fields, sync_validate
 from mktintegration.admin_base import secrets_status
@@ -136,6 +146,9 @@ for _name in _secret_names():
 
 class SyncForm(forms.ModelForm):
     dataset = forms.ChoiceField(choices=[(name, d.label) for name, d in DATASETS.items()])
+    # The admin's sync editor (integrations.sync_editor) subclasses this form per request: the
+    # dataset's filters and the connector's destination settings as fields (its EditorState).
+    editor = None
 
     class Meta:
         model = Sync
@@ -159,26 +172,60 @@ class SyncForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.editor is not None:
+            self.editor.resolve(self, cleaned)
         if self.errors:
             return cleaned
         sync = self.instance
+        model_fields = {f.name for f in sync._meta.fields}
         for name, value in cleaned.items():
-            setattr(sync, name, value)
+            if name in model_fields:
+                setattr(sync, name, value)
         try:
             sync_validate(sync, [])  # the mappings are checked by their formset
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():
-                target = field if field in self.fields else None
                 for message in messages:
-                    if target is None and field != "mappings":
+                    if field == "mappings":
+                        continue
+                    target = field if field in self.fields else None
+                    if self.editor is not None:
+                        target = self.editor.error_target(field, message, default=target)
+                    if target is None:
                         message = f"{field}: {message}"
-                    if field != "mappings":
-                        self.add_error(target, message)
+                    self.add_error(target, message)
         return cleaned
 
 
 class MappingFormSet(forms.BaseInlineFormSet):
-    """The mapping rows, checked by the one mapping validator (integrations.mapping_rules)."""
+    """The mapping rows, checked by the one mapping validator (integrations.mapping_rules).
+
+    With ``editor_request`` (set per request by the admin's inline) every row, the empty one
+    that "add another" copies included, picks from the editor's lists (mapping_widgets)."""
+
+    editor_request = None
+    editor_may_change = False
+
+    @cached_property
+    def editor(self) -> MappingEditor | None:
+        """Built when the rows are, after the sync form has put its values on the sync."""
+        if self.editor_request is None:
+            return None
+        return mapping_editor(
+            sync=self.instance, request=self.editor_request, may_change=self.editor_may_change
+        )
+
+    def get_form_kwargs(self, index):
+        return {**super().get_form_kwargs(index), "editor": self.editor}
+
+    def _destination_fields(self, sync):
+        """The destination's fields, as the editor read them (one request to the vendor)."""
+        editor = self.editor
+        if editor is not None and editor.destination_error is not None:
+            raise editor.destination_error
+        if editor is not None and editor.destination is not None:
+            return editor.destination
+        return sync_destination_fields(sync)
 
     def clean(self):
         super().clean()
@@ -190,7 +237,7 @@ class MappingFormSet(forms.BaseInlineFormSet):
         known = None
         if connector is not None and sync.destination_object in connector.objects:
             try:
-                known = sync_destination_fields(sync)
+                known = self._destination_fields(sync)
             except ConnectorError as exc:
                 raise ValidationError(
                     f"Could not read the destination's fields to check the mapping: {exc}"
@@ -216,6 +263,10 @@ class MappingFormSet(forms.BaseInlineFormSet):
 
 
 class FieldMappingForm(forms.ModelForm):
+    """One mapping row. With the editor (the admin's), the source is picked from the
+    dataset's fields and the destination from the vendor's writable fields (a text input
+    when they cannot be read, saying why); the transform the two types suggest is marked."""
+
     class Meta:
         model = FieldMapping
         fields = [
@@ -226,3 +277,61 @@ class FieldMappingForm(forms.ModelForm):
             "value_map",
             "position",
         ]
+
+    def __init__(self, *args, editor: MappingEditor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if editor is not None:
+            self._editor_fields(editor)
+
+    def _value(self, name: str) -> str:
+        if self.is_bound:
+            return str(self.data.get(self.add_prefix(name)) or "").strip()
+        return str(self.initial.get(name) or "")
+
+    def _editor_fields(self, editor: MappingEditor) -> None:
+        source, target = self._value("source_field"), self._value("destination_field")
+        self.fields["source_field"] = OpenChoiceField(
+            max_length=FieldMapping._meta.get_field("source_field").max_length,
+            required=False,
+            label="source field",
+            choices=with_current(editor.source_choices, source, "not a field of the dataset"),
+            widget=OptionDataSelect(
+                option_attrs={
+                    name: {"data-type": editor.source_type(name), "title": title}
+                    for name, title in editor.source_titles.items()
+                },
+                attrs={"data-mapping-filter": ""},
+            ),
+            help_text="A field of the sync's dataset (its type, an example value), or a template.",
+        )
+        template = self.fields["template"]
+        template.help_text = editor.template_help
+        template.widget.attrs["title"] = editor.template_help
+        if editor.destination is None:
+            field = self.fields["destination_field"]
+            field.help_text = editor.reason
+            field.widget.attrs.update({"title": editor.reason, "placeholder": "field name"})
+        else:
+            kinds = {
+                name: {"data-kind": str(spec.kind)} for name, spec in editor.destination.items()
+            }
+            self.fields["destination_field"] = OpenChoiceField(
+                max_length=FieldMapping._meta.get_field("destination_field").max_length,
+                label="destination field",
+                choices=with_current(
+                    editor.destination_choices, target, "not a writable field there"
+                ),
+                widget=OptionDataSelect(option_attrs=kinds, attrs={"data-mapping-filter": ""}),
+                help_text="A writable field of the destination: label [name] (type, whether "
+                "it is required or unique).",
+            )
+        transform = self.fields["transform"]
+        transform.widget.attrs["data-suggest"] = json.dumps(editor.suggestions)
+        sent = "text" if self._value("template") else editor.source_type(source)
+        suggestion = suggested_transform(sent, editor.destination_kind(target)) if sent else ""
+        if suggestion:
+            transform.choices = [
+                (value, f"{label} (suggested)" if value == suggestion else label)
+                for value, label in transform.choices
+            ]
+            transform.widget.attrs["data-suggested"] = suggestion

@@ -9,8 +9,12 @@ Each problem names the mapping (its position) and the field of it at fault. The 
 - its destination field is mapped once, exists at the destination and is writable;
 - the value it sends fits the destination field's kind: a text source is refused for a number,
   date or yes/no field unless a transform makes it one (``city -> numberofemployees`` would
-  dead-letter every record), and a value map's targets must be values the field takes;
+  dead-letter every record), only text goes to an e-mail field, and a value map's targets
+  must be values the field takes;
 - every field the destination requires is mapped (or is the match field).
+
+``suggested_transform`` says which transform makes a source type fit a destination kind (the
+mapping editor offers it); every suggestion passes these rules.
 """
 
 from __future__ import annotations
@@ -46,19 +50,41 @@ _TAKES = {
     ValueKind.DATE: {FieldType.DATETIME, FieldType.INT},
     ValueKind.DATETIME: {FieldType.DATETIME, FieldType.INT},
     ValueKind.BOOL: {FieldType.BOOL},
+    ValueKind.EMAIL: {FieldType.TEXT},
 }
 _KIND_WORDS = {
     ValueKind.NUMBER: "a number",
     ValueKind.DATE: "a date",
     ValueKind.DATETIME: "a date-time",
     ValueKind.BOOL: "a yes/no value",
+    ValueKind.EMAIL: "an e-mail address",
 }
 _FIXES = {
     ValueKind.NUMBER: "map a number field, or pick the number transform if the text holds numbers",
     ValueKind.DATE: "map a date field, or pick the date or epoch_ms transform",
     ValueKind.DATETIME: "map a date field, or pick the epoch_ms transform",
     ValueKind.BOOL: "map a true/false field",
+    ValueKind.EMAIL: "map a text field holding e-mail addresses",
 }
+# The transform that makes a source type fit a destination kind (the editor's suggestion).
+_SUGGESTED: dict[tuple[str, str], str] = {
+    (FieldType.TEXT, ValueKind.NUMBER): "number",
+    (FieldType.TEXT, ValueKind.DATE): "date",
+    (FieldType.TEXT, ValueKind.DATETIME): "epoch_ms",
+    (FieldType.DATETIME, ValueKind.DATE): "date",
+    (FieldType.BOOL, ValueKind.TEXT): "bool_text",
+    (FieldType.BOOL, ValueKind.CHOICE): "bool_text",
+}
+
+
+def suggested_transform(source_type: FieldType | str, kind: str) -> str:
+    """The transform for a source of ``source_type`` sent to a field of ``kind`` ("": none)."""
+    return _SUGGESTED.get((str(source_type), str(kind)), "")
+
+
+def suggested_transforms() -> dict[str, str]:
+    """Every suggestion as "source type:destination kind" -> transform (for the editor's JS)."""
+    return {f"{source}:{kind}": transform for (source, kind), transform in _SUGGESTED.items()}
 
 
 def _sent_type(dataset: Dataset, mapping) -> FieldType | None:

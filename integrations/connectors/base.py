@@ -82,6 +82,21 @@ class DestinationField:
 
 
 @dataclass(frozen=True)
+class ConfigField:
+    """One key of a sync's ``destination_config`` as the sync editor shows it (Mailchimp's
+    audience). ``choices``, when given, asks the vendor for the values it offers (id -> name)
+    through the connection's connector; ``many``: the key holds a list of them."""
+
+    name: str
+    label: str
+    help: str = ""
+    required: bool = False
+    many: bool = False
+    # Called with the connection's connector (the vendor's own class): id -> name.
+    choices: Callable[[Any], dict[str, str]] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class RateSpec:
     requests: int
     per_seconds: float
@@ -242,6 +257,12 @@ class Connector:
     def list_fields(self, object_name: str, destination_config: dict) -> list[DestinationField]:
         raise NotImplementedError
 
+    @classmethod
+    def config_fields(cls, object_name: str) -> list[ConfigField]:
+        """The ``destination_config`` keys a sync of this object sets, as the sync editor's
+        fields (none: the editor shows the config as JSON)."""
+        return []
+
     def upsert(
         self,
         object_name: str,
@@ -264,6 +285,21 @@ class Connector:
         destination_config: dict,
     ) -> dict[str, str]:
         """Which of these match values exist at the destination: value -> destination id."""
+        raise NotImplementedError
+
+    def lookup_record(
+        self,
+        object_name: str,
+        match_field: str,
+        match_value: str,
+        destination_config: dict,
+        *,
+        fields: tuple[str, ...] = (),
+    ) -> dict[str, Any] | None:
+        """Read only: the record the destination holds under this match value, as
+        ``{"id": its destination id, "fields": {name: value}}`` (``fields``: the names to read,
+        for vendors that return only those asked for), or None when it holds none. A vendor
+        without such a read raises NotImplementedError ("Test on one record" says so)."""
         raise NotImplementedError
 
     def delete(
@@ -324,6 +360,24 @@ class Connector:
         """``value`` as the destination compares match values: two records with the same key
         are one record there (e-mail addresses: whatever their case). Default: as it is."""
         return value
+
+    # --- the two rules above in SQL, for first plans made in the database ------------------
+    # (integrations.engine.plan_sql). Both see a match value already known to be printable
+    # ASCII without spaces at its ends. None: not expressible, the records go through Python.
+    def validate_record_sql(
+        self, object_name: str, match_sql: str, *, fields: tuple[str, ...], pg: bool
+    ) -> str | None:
+        """SQL true where ``validate_record`` certainly accepts a record whose match value is
+        ``match_sql`` and whose payload has ``fields``."""
+        if type(self).validate_record is Connector.validate_record:
+            return "1 = 1"
+        return None
+
+    def match_key_sql(self, object_name: str, match_field: str, match_sql: str) -> str | None:
+        """``match_key`` in SQL (LOWER is Python's lower() on ASCII)."""
+        if type(self).match_key is Connector.match_key:
+            return match_sql
+        return None
 
     # --- feedback: what the vendor tells us back (docs/webhooks.md) ------------------------
     @classmethod

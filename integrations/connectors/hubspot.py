@@ -266,6 +266,9 @@ class HubSpot(Connector):
     def match_key(self, object_name: str, match_field: str, value: str) -> str:
         return _norm(match_field, value)  # HubSpot keeps contact e-mails lower-cased
 
+    def match_key_sql(self, object_name: str, match_field: str, match_sql: str) -> str | None:
+        return f"LOWER({match_sql})" if match_field == "email" else match_sql
+
     def lookup(
         self,
         object_name: str,
@@ -294,6 +297,29 @@ class HubSpot(Connector):
         return {
             v: found[_norm(match_field, v)] for v in match_values if _norm(match_field, v) in found
         }
+
+    def lookup_record(
+        self,
+        object_name: str,
+        match_field: str,
+        match_value: str,
+        destination_config: dict,
+        *,
+        fields: tuple[str, ...] = (),
+    ) -> dict | None:
+        """The batch read by ``idProperty`` (a read, never a write) of one record, with the
+        properties asked for (HubSpot returns only its defaults otherwise) [H11]."""
+        names = list(dict.fromkeys([match_field, *fields]))
+        response = self._post(
+            f"/crm/v3/objects/{object_name}/batch/read",
+            {"idProperty": match_field, "inputs": [{"id": match_value}], "properties": names},
+            what="look-up",
+            records=1,
+        )
+        for item in response.json().get("results", []):
+            properties = item.get("properties") or {}
+            return {"id": str(item["id"]), "fields": {name: properties.get(name) for name in names}}
+        return None
 
     def upsert(
         self,

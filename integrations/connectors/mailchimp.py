@@ -36,6 +36,7 @@ from social_core.backends.mailchimp import MailChimpOAuth2
 
 from integrations.connectors import register
 from integrations.connectors.base import (
+    ConfigField,
     Connector,
     ConnectorConfig,
     DestinationField,
@@ -52,13 +53,15 @@ from integrations.connectors.feedback import (
     RefusalReason,
     WebhookRefused,
 )
-from integrations.connectors.values import ValueKind
+from integrations.connectors.values import ValueKind, email_sql
 from integrations.oauth.backends import ConnectBackend
 from integrations.oauth.flows import AuthorizationCode
 from mktintegration import bounds
 from mktintegration.errors import ConnectorError, ErrorKind
 
 MAX_MEMBERS = 500
+AUDIENCES_PAGE = 1000  # GET /lists takes count up to 1000
+MAX_AUDIENCES = 5000  # audiences offered in the sync editor (accounts have a handful)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXISTS_CODES = {"ERROR_CONTACT_EXISTS"}
 
@@ -176,6 +179,36 @@ class Mailchimp(Connector):
         response = self._call("GET", "/ping", what="test")
         return f"Connected: {response.json().get('health_status', 'ok')}"
 
+    @classmethod
+    def config_fields(cls, object_name: str) -> list[ConfigField]:
+        return [
+            ConfigField(
+                "list_id",
+                "Audience",
+                "The Mailchimp audience (list) the members are written to.",
+                required=True,
+                choices=lambda connector: connector.audiences(),
+            )
+        ]
+
+    def audiences(self) -> dict[str, str]:
+        """The account's audiences: id -> name (``GET /lists``, paged) [M7]."""
+        found: dict[str, str] = {}
+        offset = 0
+        while offset < MAX_AUDIENCES:
+            data = self._call(
+                "GET",
+                "/lists",
+                what="list audiences",
+                params={"count": AUDIENCES_PAGE, "offset": offset},
+            ).json()
+            items = [i for i in data.get("lists") or () if isinstance(i, dict) and i.get("id")]
+            found.update({str(i["id"]): str(i.get("name") or i["id"]) for i in items})
+            offset += AUDIENCES_PAGE
+            if len(items) < AUDIENCES_PAGE or offset >= int(data.get("total_items") or 0):
+                break
+        return found
+
     def list_fields(self, object_name: str, destination_config: dict) -> list[DestinationField]:
         list_id = _list_id(destination_config)
         fields = [
@@ -221,6 +254,14 @@ class Mailchimp(Connector):
     def match_key(self, object_name: str, match_field: str, value: str) -> str:
         return value.lower()  # a member is the MD5 of the lower-cased address [M10]
 
+    def match_key_sql(self, object_name: str, match_field: str, match_sql: str) -> str | None:
+        return f"LOWER({match_sql})"
+
+    def validate_record_sql(
+        self, object_name: str, match_sql: str, *, fields: tuple[str, ...], pg: bool
+    ) -> str | None:
+        return email_sql(match_sql, pg=pg)
+
     def lookup(
         self,
         object_name: str,
@@ -241,6 +282,32 @@ class Mailchimp(Connector):
             if response.json().get("status") != "archived":
                 found[email] = subscriber_hash(email)
         return found
+
+    def lookup_record(
+        self,
+        object_name: str,
+        match_field: str,
+        match_value: str,
+        destination_config: dict,
+        *,
+        fields: tuple[str, ...] = (),
+    ) -> dict | None:
+        """The member by its subscriber hash (a GET) [M10]: address, status (an archived
+        member too) and merge fields (those in ``fields``, else all)."""
+        list_id = _list_id(destination_config)
+        member_id = subscriber_hash(match_value)
+        response = self.send("GET", self.url(f"/lists/{list_id}/members/{member_id}"))
+        if response.status_code == 404:
+            return None
+        self.raise_for_status(response, "look-up")
+        member = response.json()
+        merge_fields = member.get("merge_fields") or {}
+        shown = {
+            "email_address": member.get("email_address"),
+            "status": member.get("status"),
+            **{k: v for k, v in merge_fields.items() if not fields or k in fields},
+        }
+        return {"id": str(member.get("id") or member_id), "fields": shown}
 
     def _member(self, record: OutRecord, status: str | None) -> dict:
         merge_fields = {k: _text(v) for k, v in record.payload.items() if k != "email_address"}

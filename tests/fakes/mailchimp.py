@@ -53,8 +53,8 @@ MEMBER_FIELDS: dict[str, Any] = {
 
 
 class FakeMailchimp(FakeVendor):
-    """Mailchimp audiences: ping, merge fields, batch subscribe, member get/put/archive; and
-    the OAuth endpoints (``oauth``: ``tests.fakes.mailchimp_oauth``)."""
+    """Mailchimp audiences: ping, the audience list, merge fields, batch subscribe, member
+    get/put/archive; and the OAuth endpoints (``oauth``: ``tests.fakes.mailchimp_oauth``)."""
 
     name = "mailchimp"
     #: "10 simultaneous connections" per API key [M1]; ``set_max_concurrency`` changes it.
@@ -217,6 +217,12 @@ class FakeMailchimp(FakeVendor):
         self.add_route("GET", "/3.0/ping", self._ping)
         self.add_route(
             "GET",
+            "/3.0/lists",
+            self._lists_page,
+            query=frozenset({"count", "offset", "fields", "exclude_fields"}),
+        )
+        self.add_route(
+            "GET",
             f"{_LIST}/merge-fields",
             self._merge_fields,
             query=frozenset({"count", "offset", "fields", "exclude_fields", "type", "required"}),
@@ -350,6 +356,20 @@ class FakeMailchimp(FakeVendor):
 
     def _ping(self, req: Request) -> Response:
         return Response(200, {"health_status": "Everything's Chimpy!"})
+
+    def _lists_page(self, req: Request) -> Response:
+        """``{lists[], total_items}``: the account's audiences, paged by ``count`` (default
+        10, at most 1,000) and ``offset`` [M7]."""
+        try:
+            offset = int(req.query.get("offset", "0"))
+            count = min(int(req.query.get("count", "10")), 1000)
+        except ValueError:
+            return errors.problem(400, "Invalid Resource", "count and offset must be integers.")
+        audiences = [{"id": a.id, "name": a.name} for a in self._lists.values()]
+        return Response(
+            200,
+            {"lists": audiences[offset : offset + count], "total_items": len(audiences)},
+        )
 
     def _merge_fields(self, req: Request) -> Response:
         """``{merge_fields[], list_id, total_items}``, paged by ``count`` (default 10)/``offset``.

@@ -36,6 +36,7 @@ from typing import Any
 
 from integrations.connectors import register
 from integrations.connectors.base import (
+    ConfigField,
     Connector,
     DailyQuota,
     DestinationField,
@@ -180,6 +181,19 @@ class ConstantContact(Connector):
             if isinstance(item, dict) and item.get("list_id")
         }
 
+    @classmethod
+    def config_fields(cls, object_name: str) -> list[ConfigField]:
+        return [
+            ConfigField(
+                "list_ids",
+                "Lists",
+                f"The account's contact lists the contacts are added to (1 to {MAX_LISTS}).",
+                required=True,
+                many=True,
+                choices=lambda connector: connector.lists(),
+            )
+        ]
+
     def list_ids(self, destination_config: dict) -> list[str]:
         """The sync's lists, checked against the account's (a CONFIG error naming them)."""
         wanted = (destination_config or {}).get("list_ids")
@@ -216,6 +230,15 @@ class ConstantContact(Connector):
 
     def match_key(self, object_name: str, match_field: str, value: str) -> str:
         return value.lower()
+
+    def match_key_sql(self, object_name: str, match_field: str, match_sql: str) -> str | None:
+        return f"LOWER({match_sql})"
+
+    def validate_record_sql(
+        self, object_name: str, match_sql: str, *, fields: tuple[str, ...], pg: bool
+    ) -> str | None:
+        custom = [name for name in fields if name.startswith(CUSTOM_PREFIX)]
+        return "1 = 1" if len(custom) <= MAX_CUSTOM_FIELDS else "1 = 0"
 
     # --- look-ups --------------------------------------------------------------------------
     def contact(self, address: str) -> dict | None:
