@@ -4,6 +4,7 @@ vendor emulators, quietly and at once, and leaves nothing running."""
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,6 +29,21 @@ def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _beat_scheduled(database: Path) -> bool:
+    """Beat has written every entry of the app's schedule to its database (it is past its
+    start-up, which a signal may otherwise interrupt half-way on a loaded machine)."""
+    from mktintegration.celery import app
+
+    if not database.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
+            names = {n for (n,) in db.execute("SELECT name FROM django_celery_beat_periodictask")}
+    except sqlite3.Error:
+        return False
+    return set(app.conf.beat_schedule) <= names
 
 
 def _wait_until(ready, *, timeout: float, what: str, log: Path) -> None:
@@ -69,6 +85,7 @@ def test_ctrl_c_stops_the_whole_stack_quietly_with_one_line(tmp_path):
                 all(_listening(port) for port in (web, hubspot, mailchimp, marketo))
                 and "ready." in log.read_text()
                 and "beat: Starting..." in log.read_text()
+                and _beat_scheduled(tmp_path / "data" / "mktintegration.sqlite3")
             ),
             timeout=60,
             what="web, emulators, worker and beat up",
