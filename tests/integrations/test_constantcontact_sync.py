@@ -208,3 +208,24 @@ def test_a_batch_needing_more_imports_than_it_can_follow_goes_in_halves(
     refs = [b.job_ref for b in run.batches.exclude(job_ref="")]
     assert refs and all(len(ref.split(",")) <= connector.MAX_IMPORTS for ref in refs)
     assert run.batches.filter(splits__gt=0).exists()  # the first batch was halved
+
+
+def test_an_opt_out_throttled_by_constant_contact_is_sent_again_after_the_wait(constantcontact):
+    from integrations.connectors.base import Outcome, OutRecord
+    from integrations.selectors import connector_for
+
+    [ann] = consented_contacts(1)
+    sync = contacts_sync(constantcontact)
+    start_and_drive(sync)
+    entry = LedgerEntry.objects.get(sync=sync)
+    constantcontact.fail_next(
+        1, status=429, headers={"Retry-After": "1"}, path_contains="/contacts"
+    )
+
+    record = OutRecord(entry.record_key, entry.match_value, {}, entry.destination_id, True)
+    [result] = connector_for(sync.connection).suppress(
+        "contacts", [record], destination_config=sync.destination_config
+    )
+
+    assert result.outcome == Outcome.UPDATED
+    assert constantcontact.contact(ann.email)["permission_to_send"] == "unsubscribed"
