@@ -96,9 +96,13 @@ class ConnectionAdmin(ObjectPermissionAdmin):
         ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context.update(oauth_views.change_form_context(request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
+        if obj is None:
+            return super().render_change_form(request, context, add, change, form_url, obj)
+        context.update(oauth_views.change_form_context(request, obj))
+        response = super().render_change_form(request, context, add, change, form_url, obj)
+        if context.get("may_connect"):  # its Connect button posts to the vendor's consent page
+            response = oauth_views.allow_consent_redirect(request, obj, response)
+        return response
 
     @admin.display(description="OAuth")
     def oauth(self, obj):

@@ -109,6 +109,18 @@ def authorization_code_flow(connection: Connection) -> AuthorizationCode:
     return flow
 
 
+def consent_origin(request, connection: Connection) -> str:
+    """The origin of the vendor's consent page for this connection ('' when it has none): a
+    page whose form posts Connect lets its Content-Security-Policy's ``form-action`` follow
+    our redirect there (the browser checks every redirect after a form's submission)."""
+    try:
+        flow = authorization_code_flow(connection)
+    except ConnectRefused:
+        return ""
+    parts = urlsplit(_backend(request, connection, flow).AUTHORIZATION_URL or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
 def _backend(request, connection: Connection, flow: AuthorizationCode):
     return flow.backend(
         connect_strategy(request),

@@ -23,6 +23,7 @@ from integrations.oauth.connect import (
     connect_begin,
     connect_complete,
     connection_disconnect,
+    consent_origin,
 )
 from integrations.oauth.flows import AuthorizationCode, flow_for
 from mktintegration.api_base import may
@@ -120,17 +121,30 @@ def connect(request, *, model_admin, object_id):
         return _refused(request, model_admin, exc)
     grant = OAuthGrant.objects.filter(pk=connection.pk).first()
     label = REGISTRY[connection.vendor].label
-    return _page(
+    return allow_consent_redirect(
         request,
-        model_admin,
-        "oauth_connect.html",
-        title=f"Connect {connection.name} to {label}",
-        connection=connection,
-        label=label,
-        scopes=flow.scopes,
-        reconnect=grant is not None and grant.state != GrantState.NOT_CONNECTED,
-        grant=grant,
+        connection,
+        _page(
+            request,
+            model_admin,
+            "oauth_connect.html",
+            title=f"Connect {connection.name} to {label}",
+            connection=connection,
+            label=label,
+            scopes=flow.scopes,
+            reconnect=grant is not None and grant.state != GrantState.NOT_CONNECTED,
+            grant=grant,
+        ),
     )
+
+
+def allow_consent_redirect(request, connection, response):
+    """``response`` (a page with a Connect form) with the vendor's consent page added to its
+    CSP ``form-action``, so the browser follows Connect's redirect there."""
+    origin = consent_origin(request, connection)
+    if origin:
+        response._csp_update = {"form-action": [origin]}
+    return response
 
 
 def callback(request, *, model_admin, vendor):

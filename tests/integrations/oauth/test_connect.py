@@ -3,6 +3,8 @@ consent pages and our callback."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from integrations.models import Connection, ConnectionStatus, GrantState, OAuthGrant
@@ -241,3 +243,25 @@ def test_disconnect_mailchimp_says_it_has_no_revoke_endpoint(ira, mailchimp):
 
     assert "Mailchimp has no endpoint to revoke a token" in text(done)
     assert Connection.objects.get().get_credentials() == {}
+
+
+def _form_action(response) -> list[str]:
+    policy = response.headers["Content-Security-Policy"]
+    [directive] = [d.strip() for d in policy.split(";") if d.strip().startswith("form-action")]
+    return directive.split()[1:]
+
+
+def test_the_pages_that_post_connect_let_the_browser_follow_it_to_the_consent_page(ira, hubspot):
+    """A browser checks every redirect after a form's submission against the page's CSP
+    form-action: the vendor's consent page is allowed there, on those pages only."""
+    connection = oauth_connection("hubspot", hubspot)
+    parts = urlsplit(hubspot.url)
+    consent_origin = f"{parts.scheme}://{parts.netloc}"
+    connect_page = ira.get(f"/admin/integrations/connection/{connection.pk}/connect/")
+    change_page = ira.get(f"/admin/integrations/connection/{connection.pk}/change/")
+    other_page = ira.get("/admin/integrations/connection/")
+
+    assert _form_action(connect_page) == ["'self'", consent_origin]
+    assert _form_action(change_page) == ["'self'", consent_origin]
+    assert _form_action(other_page) == ["'self'"]
+    assert start(ira, connection)["Location"].startswith(consent_origin + "/")
