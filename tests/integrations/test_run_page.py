@@ -18,7 +18,7 @@ from tests.mktintegration.test_csp import _inline
 from tests.page_text import page_text, page_title
 
 RUNS = "/admin/integrations/syncrun/"
-REFRESH = '<meta http-equiv="refresh" content="10">'
+REFRESH = 'data-refresh-seconds="10"'  # auto_refresh.js reloads it, with a pause button
 
 
 @pytest.fixture
