@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEMO_COMPANIES ?= 10000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fuzz clean
+.PHONY: run test browser lint fuzz clean
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -49,6 +49,18 @@ test: $(STAMP)
 		echo "$(BIN)/python -m pytest -q --ds=tests.settings_demo -o django_debug_mode=keep $(DEMO_TESTS)"; \
 		$(BIN)/python -m pytest -q --ds=tests.settings_demo -o django_debug_mode=keep $(DEMO_TESTS); \
 	fi
+
+# The browser journeys (tests/browser): Playwright driving Debian's Chromium (/usr/bin/chromium,
+# `apt-get install chromium`) against a live server and a real worker, axe-core on every page.
+# Not part of `make test`; screenshots per journey and step go to BROWSER_ARTIFACTS.
+BROWSER_ARTIFACTS ?= data/test/browser-artifacts
+browser: $(STAMP)
+	@$(BIN)/python -c 'import playwright' 2>/dev/null || \
+		$(BIN)/pip install -q -c .ci/constraints.txt -e '.[browser]'
+	.ci/fetch-axe
+	@echo "Browser screenshots: $(abspath $(BROWSER_ARTIFACTS))"
+	MKT_BROWSER=1 MKT_BROWSER_ARTIFACTS=$(BROWSER_ARTIFACTS) $(BIN)/python -m pytest -q -m browser tests/browser $(PYTEST_ARGS)
+	@echo "Browser screenshots: $(abspath $(BROWSER_ARTIFACTS))"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
