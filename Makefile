@@ -40,6 +40,7 @@ DEMO_TESTS := tests/exports tests/security tests/audit tests/operations/test_das
 	tests/integrations/test_run_page.py tests/integrations/test_record_history.py \
 	tests/integrations/test_sync_changelist.py tests/integrations/test_record_test.py \
 	tests/integrations/test_mapping_editor.py tests/integrations/test_sync_editor.py \
+	tests/integrations/test_sync_pickers.py \
 	tests/mktintegration/test_admin.py tests/mktintegration/test_schedule_words.py \
 	tests/mktintegration/test_home.py tests/mktintegration/test_readme_tour.py tests/webhooks
 test: $(STAMP)

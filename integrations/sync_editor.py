@@ -42,6 +42,7 @@ from integrations.connectors.base import ConfigField
 from integrations.engine.source import SourceReader
 from integrations.models import Connection, Sync
 from integrations.selectors import connector_for
+from integrations.sync_pickers import sync_pickers
 from mktintegration import bounds
 from mktintegration.errors import ConnectorError
 
@@ -532,7 +533,10 @@ def editor_form(base: type[forms.ModelForm], *, request, sync: Sync | None, admi
         choices=dataset_field.choices,  # type: ignore[attr-defined]
         help_text="Changing the dataset shows its filters when you save and continue editing.",
     )
-    attrs = {**extra, "dataset": dataset, "Meta": meta, "editor": state, "Media": _Media}
+    picks = sync_pickers(
+        sync=sync, dataset=state.dataset, connection=state.connection, object_name=state.object_name
+    )
+    attrs = {**extra, **picks, "dataset": dataset, "Meta": meta, "editor": state, "Media": _Media}
     form = type(base.__name__, (base,), attrs)
     cache[key] = form
     return form

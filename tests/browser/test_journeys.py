@@ -77,8 +77,10 @@ def test_marketing_manager_builds_runs_breaks_fixes_and_replays_a_sync(
     page.get_by_label("Name").fill("German companies to HubSpot")
     page.get_by_label("Connection").select_option(label="HubSpot (marketing) (hubspot)")
     page.get_by_label("Dataset").select_option(value="clients")
-    page.locator("#id_destination_object").fill("companies")
-    page.locator("#id_match_source_field").fill("external_id")
+    # Names are picked from lists: the object, the source's match field, the mapped fields.
+    # (HubSpot companies match on any unique property: that one is typed.)
+    page.locator("#id_destination_object").select_option(value="companies")
+    page.locator("#id_match_source_field").select_option(value="external_id")
     page.locator("#id_match_destination_field").fill("external_id")
     journey.step("new sync")
     _save_and_continue(page)
