@@ -72,3 +72,17 @@ def test_an_object_the_tool_does_not_have_is_refused_by_the_validator(manager, h
     assert "HubSpot has no object &#x27;audiences&#x27;; objects: companies, contacts." in (
         response.content.decode()
     )
+
+
+def test_an_add_page_opened_for_a_connection_and_object_offers_that_objects_choices(
+    manager, mailchimp
+):
+    connection = make_connection("mailchimp", mailchimp)
+    assign_perm("integrations.view_connection", manager.user, connection)
+
+    page = manager.get(f"{ADD}?connection={connection.pk}&destination_object=members")
+
+    text = page.content.decode()
+    assert _options(text, "destination_object") == ["", "members"]
+    assert _options(text, "match_destination_field") == ["", "email_address"]
+    assert "Audience" in text  # Mailchimp's declared setting, as a field
