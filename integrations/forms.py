@@ -22,6 +22,7 @@ from integrations.mapping_widgets import (
 )
 from integrations.models import Connection, FieldMapping, Sync
 from integrations.services import sync_destination_fields, sync_validate
+from integrations.sync_editor import add_page_sync
 from mktintegration.admin_base import secrets_status
 from mktintegration.errors import ConnectorError
 
@@ -209,11 +210,13 @@ class MappingFormSet(forms.BaseInlineFormSet):
     @cached_property
     def editor(self) -> MappingEditor | None:
         """Built when the rows are, after the sync form has put its values on the sync."""
-        if self.editor_request is None:
+        request = self.editor_request
+        if request is None:
             return None
-        return mapping_editor(
-            sync=self.instance, request=self.editor_request, may_change=self.editor_may_change
-        )
+        sync = self.instance
+        if sync.pk is None and request.method == "GET":
+            sync = add_page_sync(request)
+        return mapping_editor(sync=sync, request=request, may_change=self.editor_may_change)
 
     def get_form_kwargs(self, index):
         return {**super().get_form_kwargs(index), "editor": self.editor}

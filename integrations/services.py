@@ -133,10 +133,14 @@ def sync_validate(sync: Sync, mappings: list) -> None:
                 add("consent_purpose", f"{dataset.name} carries no consent records.")
     if destination and sync.mode == "mirror" and not destination.supports_delete:
         add("mode", f"{destination.label} cannot archive records: mirror is not offered here.")
-    if destination:
+    if destination and connector:
         for needed in destination.requires:
             if not (sync.destination_config or {}).get(needed):
                 add("destination_config", f"{destination.label} needs {needed!r}.")
+        for spec in connector.config_fields(sync.destination_object):
+            problem = spec.problem((sync.destination_config or {}).get(spec.name))
+            if problem:
+                add("destination_config", problem)
     try:
         schedule_validate(cron=sync.cron, every_minutes=sync.every_minutes)
     except ValidationError as exc:
@@ -170,7 +174,7 @@ def _validate_destination_fields(sync, destination, add) -> dict | None:
         add("connection", f"Could not read the destination's fields to check the mapping: {exc}")
         return None
     match = sync.match_destination_field
-    unique = destination.match_fields or [name for name, f in fields.items() if f.unique]
+    unique = destination.match_candidates(fields)
     if match not in fields:
         add("match_destination_field", f"{match!r} is not a field of {destination.label}.")
     elif match not in unique:

@@ -247,8 +247,10 @@ class MatchCountWidget(forms.Widget):
 
 def config_form_field(spec: ConfigField, *, options: dict[str, str] | None, reason: str, stored):
     """A destination setting's field: a choice of the vendor's values, else text with the
-    reason the vendor could not be asked."""
+    reason the vendor could not be asked; a yes/no setting is a tick box."""
     help_text = spec.help
+    if spec.flag:
+        return forms.BooleanField(label=spec.label, required=False, help_text=help_text)
     if options is None:
         if spec.choices is not None:
             help_text += f" The list could not be read ({reason}): type the id."
@@ -280,6 +282,8 @@ def _by_name(choice: tuple[str, str]) -> str:
 
 
 def _config_value(spec: ConfigField, value: Any) -> Any:
+    if spec.flag:
+        return True if value else ""
     if spec.many:
         values = value if isinstance(value, list) else str(value or "").split(",")
         return [v.strip() for v in values if str(v).strip()]
@@ -289,6 +293,8 @@ def _config_value(spec: ConfigField, value: Any) -> Any:
 def _config_initial(spec: ConfigField, stored: Any, *, options: dict | None) -> Any:
     if stored in (None, "", []):
         return None
+    if spec.flag:
+        return stored is True
     if spec.many and options is None:
         return ",".join(str(v) for v in stored) if isinstance(stored, list) else str(stored)
     if spec.many:
@@ -440,6 +446,21 @@ def _usable_connection(user, pk: int | None, sync: Sync | None) -> Connection | 
         if user.has_perm(perm) or user.has_perm(perm, connection):
             return connection
     return None
+
+
+def add_page_sync(request) -> Sync:
+    """The unsaved sync an add page's query string describes (``?connection=&dataset=&
+    destination_object=``, as the page re-opens itself when they are chosen), so its mapping
+    rows pick from the right lists; a connection the user may not use is left out."""
+    query = request.GET
+    sync = Sync(
+        dataset=str(query.get("dataset") or "")[:32],
+        destination_object=str(query.get("destination_object") or "")[:64],
+    )
+    connection = _usable_connection(request.user, _pk(query.get("connection")), None)
+    if connection is not None:
+        sync.connection = connection
+    return sync
 
 
 def editor_state(*, request, sync: Sync | None, count_url: str) -> EditorState:

@@ -35,6 +35,7 @@ so a new vendor fits without engine changes:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -67,6 +68,10 @@ class DestinationObject:
     # was, when the sync maps the field.
     opt_out_field: str = ""
 
+    def match_candidates(self, fields: dict[str, DestinationField]) -> list[str]:
+        """The fields a sync of this object may match on, of the object's ``fields``."""
+        return list(self.match_fields or [name for name, f in fields.items() if f.unique])
+
 
 @dataclass(frozen=True)
 class DestinationField:
@@ -85,15 +90,30 @@ class DestinationField:
 class ConfigField:
     """One key of a sync's ``destination_config`` as the sync editor shows it (Mailchimp's
     audience). ``choices``, when given, asks the vendor for the values it offers (id -> name)
-    through the connection's connector; ``many``: the key holds a list of them."""
+    through the connection's connector; ``many``: the key holds a list of them; ``flag``: the
+    key is a yes/no (``true`` when ticked, absent when not)."""
 
     name: str
     label: str
     help: str = ""
     required: bool = False
     many: bool = False
+    flag: bool = False
     # Called with the connection's connector (the vendor's own class): id -> name.
     choices: Callable[[Any], dict[str, str]] | None = field(default=None, compare=False)
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` stored under this key (None: nothing)."""
+        if value is None:
+            return None
+        if self.flag:
+            ok, want = isinstance(value, bool), "true or false"
+        elif self.many:
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            want = "a list of ids (text)"
+        else:
+            ok, want = isinstance(value, str), "text"
+        return None if ok else f"{self.name!r} is {want}, not {json.dumps(value)[:40]}."
 
 
 @dataclass(frozen=True)

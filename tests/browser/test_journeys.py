@@ -72,22 +72,28 @@ def test_marketing_manager_builds_runs_breaks_fixes_and_replays_a_sync(
     page = journey.page
     sync_url = "/admin/integrations/sync/"
 
-    # 1. A new sync: connection, dataset and destination chosen, then save and continue.
+    # 1. A new sync: connection, dataset and destination chosen (the page re-opens for each
+    # choice, keeping the name), every name picked from a list, none typed.
     page.goto(journey.url(sync_url + "add/"))
     page.get_by_label("Name").fill("German companies to HubSpot")
-    page.get_by_label("Connection").select_option(label="HubSpot (marketing) (hubspot)")
-    page.get_by_label("Dataset").select_option(value="clients")
-    # Names are picked from lists: the object, the source's match field, the mapped fields.
-    # (HubSpot companies match on any unique property: that one is typed.)
-    page.locator("#id_destination_object").select_option(value="companies")
+    with page.expect_navigation():
+        page.get_by_label("Connection").select_option(label="HubSpot (marketing) (hubspot)")
+    with page.expect_navigation():
+        page.get_by_label("Dataset").select_option(value="clients")
+    with page.expect_navigation():
+        page.locator("#id_destination_object").select_option(value="companies")
+    expect()(page.get_by_label("Name")).to_have_value("German companies to HubSpot")
     page.locator("#id_match_source_field").select_option(value="external_id")
-    page.locator("#id_match_destination_field").fill("external_id")
+    # HubSpot companies match on any unique property: the portal's are offered.
+    page.locator("#id_match_destination_field").select_option(value="external_id")
+    # 2. The mappings, picked from the dataset's fields and HubSpot's properties.
+    page.locator("#id_mappings-0-source_field").select_option(value="name")
+    page.locator("#id_mappings-0-destination_field").select_option(value="name")
     journey.step("new sync")
     _save_and_continue(page)
     sync = Sync.objects.get()
     sync_page = journey.url(f"{sync_url}{sync.pk}/change/")
 
-    # 2. The mappings, picked from the dataset's fields and HubSpot's properties.
     page.locator("#id_mappings-0-source_field").select_option(value="name")
     page.locator("#id_mappings-0-destination_field").select_option(value="name")
     page.get_by_role("button", name=re.compile("Add another")).click()

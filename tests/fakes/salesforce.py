@@ -12,7 +12,8 @@ second upload to one job, relationship columns that are not external ids, CRLF l
 - ``PATCH .../composite/sobjects``: update by ``id``; ``DELETE .../composite/sobjects?ids=``
   (at most 200, to the recycle bin) [S16];
 - ``GET .../query?q=``: the one SOQL shape ``SELECT f, g FROM Obj WHERE f IN ('a', 'b')``;
-- ``GET .../sobjects/{name}/describe``, ``GET .../limits`` [S20];
+- ``GET .../sobjects/{name}/describe``, ``GET .../limits`` [S20], and ``GET .../sobjects``
+  (Describe Global: every object's name, label, ``custom`` and what may be done with it);
 - Bulk API 2.0: ``tests/fakes/salesforce_bulk.py``;
 - every answer carries ``Sforce-Limit-Info: api-usage=N/M``; past the daily allowance every
   API request is refused with 403 ``REQUEST_LIMIT_EXCEEDED`` and no ``Retry-After`` [S17][S19];
@@ -193,6 +194,7 @@ class FakeSalesforce(FakeVendor):
         self.oauth.register()
         add = self.add_route
         add("GET", f"{API}/limits", self._limits)
+        add("GET", rf"{API}/sobjects/?", self._describe_global)
         add("GET", rf"{API}/sobjects/(?P<object>\w+)/describe", self._describe)
         add("GET", f"{API}/query", self._query, query=frozenset({"q"}))
         add(
@@ -392,6 +394,14 @@ class FakeSalesforce(FakeVendor):
     def _limits(self, req: Request) -> Response:
         left = max(self.daily_max - self.usage, 0)
         return Response(200, {"DailyApiRequests": {"Max": self.daily_max, "Remaining": left}})
+
+    def _describe_global(self, req: Request) -> Response:
+        keys = ("name", "label", "custom", "createable", "updateable", "deletable", "keyPrefix")
+        objects = [
+            {**{k: v for k, v in store.describe().items() if k in keys}, "customSetting": False}
+            for store in self.org.objects.values()
+        ]
+        return Response(200, {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": objects})
 
     def _describe(self, req: Request) -> Response:
         store = self.org.get(req.params["object"])

@@ -423,3 +423,101 @@ def test_constant_contact_lists_are_ticks_of_the_accounts_lists(admin_client, co
     field = form.fields["config_list_ids"]
     assert (NEWSLETTER_LIST_ID, f"Newsletter ({NEWSLETTER_LIST_ID})") in list(field.choices)
     assert form["config_list_ids"].value() == [NEWSLETTER_LIST_ID]
+
+
+def test_a_salesforce_custom_object_is_a_choice_of_the_orgs_custom_objects(
+    admin_client, salesforce
+):
+    from tests.fakes.salesforce_store import FieldDef
+    from tests.integrations.contract.profiles.salesforce import connected
+
+    salesforce.add_object(
+        "Invoice__c", [FieldDef("External_Id__c", external_id=True, unique=True, custom=True)]
+    )
+    connection = connected("salesforce", salesforce)
+    query = {"connection": connection.pk, "destination_object": "custom"}
+
+    field = _form(admin_client.get(ADD, query)).fields["config_sobject"]
+
+    # Standard objects are objects of their own; only the org's custom ones are listed.
+    assert list(field.choices) == [("", "---------"), ("Invoice__c", "Invoice (Invoice__c)")]
+
+
+def _lead_post(connection, **overrides):
+    return _post(
+        connection,
+        name="Leads",
+        dataset="contacts",
+        filters_for="contacts",
+        destination_object="Lead",
+        config_for=f"{connection.pk}:Lead",
+        match_source_field="email",
+        match_destination_field="External_Id__c",
+        consent_purpose="email_marketing",
+        **{
+            "mappings-TOTAL_FORMS": "3",
+            **{
+                f"mappings-{i}-{key}": value
+                for i, (source, target) in enumerate(
+                    [("email", "Email"), ("last_name", "LastName"), ("company_name", "Company")]
+                )
+                for key, value in (
+                    ("source_field", source),
+                    ("destination_field", target),
+                    ("template", ""),
+                    ("transform", ""),
+                    ("position", str(i)),
+                )
+            },
+        },
+        **overrides,
+    )
+
+
+def test_salesforce_lead_routing_is_a_tick_box_saved_as_true(admin_client, salesforce):
+    from tests.integrations.contract.profiles.salesforce import connected
+
+    connection = connected("salesforce", salesforce)
+    query = {"connection": connection.pk, "destination_object": "Lead", "dataset": "contacts"}
+    page = admin_client.get(ADD, query)
+    assert 'type="checkbox" name="config_contacts_first"' in page.content.decode()
+
+    saved = admin_client.post(ADD, _lead_post(connection, config_contacts_first="on"))
+
+    assert saved.status_code == 302, _form(saved).errors
+    sync = Sync.objects.get()
+    assert sync.destination_config == {"contacts_first": True}
+    change = f"/admin/integrations/sync/{sync.pk}/change/"
+    assert _form(admin_client.get(change))["config_contacts_first"].value() is True
+
+    data = _lead_post(connection, **{"mappings-INITIAL_FORMS": "3"})  # the box left unticked
+    for i, mapping in enumerate(sync.mappings.order_by("position")):
+        data[f"mappings-{i}-id"], data[f"mappings-{i}-sync"] = mapping.pk, sync.pk
+    assert admin_client.post(change, data).status_code == 302
+
+    sync.refresh_from_db()
+    assert sync.destination_config == {}
+
+
+def test_a_setting_of_the_wrong_type_is_refused_naming_it(salesforce):
+    from django.core.exceptions import ValidationError
+
+    from integrations.services import sync_validate
+    from tests.integrations.contract.profiles.salesforce import connected
+
+    sync = make_sync(
+        connected("salesforce", salesforce),
+        dataset="contacts",
+        obj="Lead",
+        mappings=[("email", "Email")],
+        match=("email", "External_Id__c"),
+        consent_purpose="email_marketing",
+        destination_config={"contacts_first": "yes"},
+    )
+
+    with pytest.raises(ValidationError) as raised:
+        sync_validate(sync, list(sync.mappings.all()))
+
+    assert raised.value.message_dict["destination_config"] == [
+        "'contacts_first' is true or false, not \"yes\"."
+    ]

@@ -154,6 +154,19 @@ class SalesforceApi(Connector):
             found += self.query(soql, what=what)
         return found
 
+    def custom_objects(self) -> dict[str, str]:
+        """The org's custom objects a sync can write (API name -> label): Describe Global's
+        objects that are custom, not custom settings, and may be created and updated."""
+        body = self.call("GET", f"{API}/sobjects", what="list objects").json()
+        found: dict[str, str] = {}
+        for item in body.get("sobjects") or ():
+            if not isinstance(item, dict) or not _NAME.match(str(item.get("name") or "")):
+                continue
+            writable = item.get("createable") and item.get("updateable")
+            if item.get("custom") and writable and not item.get("customSetting"):
+                found[str(item["name"])] = str(item.get("label") or item["name"])
+        return found
+
     # --- limits and errors -------------------------------------------------------------------
     def _hold(self, seconds: float) -> None:
         if self.http.throttle is not None:

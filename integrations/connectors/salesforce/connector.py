@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from integrations.connectors import register
 from integrations.connectors.base import (
+    ConfigField,
     ConnectorConfig,
     DestinationField,
     DestinationObject,
@@ -120,15 +121,13 @@ class Salesforce(SalesforceApi):
         ),
         "Lead": DestinationObject(
             "Lead",
-            "Leads (contacts_first: existing Contacts updated instead)",
+            "Leads",
             MAX_BATCH,
             personal_data=True,
             opt_out_field=OPT_OUT,
             suppressible=True,
         ),
-        CUSTOM: DestinationObject(
-            CUSTOM, "Custom object (destination_config: sobject)", MAX_BATCH, requires=("sobject",)
-        ),
+        CUSTOM: DestinationObject(CUSTOM, "Custom object", MAX_BATCH, requires=("sobject",)),
     }
     # Salesforce has no per-second limit, only the daily allowance [S17]; 25/s keeps one sync
     # from spending a developer org's 15,000 daily requests in under a quarter of an hour.
@@ -136,6 +135,31 @@ class Salesforce(SalesforceApi):
     allowed_hosts = ("*.salesforce.com", "*.force.com")
     # Outbound Messages: no signature; our secret in the URL and the organisation checked [S25].
     webhook_auth = "url_secret"
+
+    @classmethod
+    def config_fields(cls, object_name: str) -> list[ConfigField]:
+        if object_name == CUSTOM:
+            return [
+                ConfigField(
+                    "sobject",
+                    "Custom object",
+                    "The org's custom object the records are written to (its API name ends "
+                    "in __c).",
+                    required=True,
+                    choices=lambda connector: connector.custom_objects(),
+                )
+            ]
+        if object_name == "Lead":
+            return [
+                ConfigField(
+                    "contacts_first",
+                    "Update existing Contacts",
+                    "A person whose e-mail address is already a Contact's is updated as that "
+                    "Contact; everyone else is written as a Lead (map Email).",
+                    flag=True,
+                )
+            ]
+        return []
 
     # --- feedback (docs/webhooks.md) ---------------------------------------------------------
     @classmethod

@@ -91,9 +91,60 @@
     }
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
+  // An add page re-opens itself for the connection, dataset and object just chosen, so the
+  // lists that depend on them (the match fields, the mappings' fields, the destination's
+  // settings) are there without saving. What was entered in the form's other simple fields
+  // goes along (the admin takes a field's initial value from the query string); once a
+  // mapping row has something in it, the page is left alone and saving shows them instead.
+  var CARRIED = [
+    "name", "connection", "dataset", "destination_object", "mode", "match_source_field",
+    "consent_purpose", "cron", "every_minutes",
+  ];
+  var CHOOSERS = ["connection", "dataset", "destination_object"];
+
+  function reopenOnChoice() {
+    if (!/\/add\/$/.test(window.location.pathname)) {
+      return;
+    }
+    var form = document.querySelector("form#sync_form");
+    if (!form) {
+      return;
+    }
+    function mappingsTouched() {
+      return Array.prototype.some.call(
+        form.querySelectorAll("[name^='mappings-'][name$='_field'], [name$='-template']"),
+        function (input) { return input.value !== ""; }
+      );
+    }
+    CHOOSERS.forEach(function (name) {
+      var select = form.querySelector("select[name='" + name + "']");
+      if (!select) {
+        return;
+      }
+      select.addEventListener("change", function () {
+        if (mappingsTouched()) {
+          return;
+        }
+        var query = new URLSearchParams();
+        CARRIED.forEach(function (carried) {
+          var input = form.querySelector("[name='" + carried + "']");
+          if (input && input.value !== "") {
+            query.set(carried, input.value);
+          }
+        });
+        window.location.assign(window.location.pathname + "?" + query.toString());
+      });
+    });
+  }
+
+  function start() {
     init();
+    reopenOnChoice();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
   }
 })();
