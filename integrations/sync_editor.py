@@ -316,6 +316,7 @@ class EditorState:
     object_name: str
     count_url: str
     config: list[ConfigField] = field(default_factory=list)
+    object_known: bool = False  # the connection's tool has the object: config is its settings
     options: dict[str, dict[str, str] | None] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     filters_applied: bool = False
@@ -494,6 +495,7 @@ def editor_state(*, request, sync: Sync | None, count_url: str) -> EditorState:
     if connection is None or connector_cls is None or object_name not in connector_cls.objects:
         return state
     state.config = connector_cls.config_fields(object_name)
+    state.object_known = True
     _load_options(state, connection)
     return state
 
@@ -546,7 +548,10 @@ def editor_form(base: type[forms.ModelForm], *, request, sync: Sync | None, admi
         if name == "destination_config":
             order.append(CONFIG_FOR)
     widgets = {"filters": forms.HiddenInput} if state.dataset is not None else {}
-    if state.config:
+    # The JSON box only for what the fields do not cover: an object not known yet, or settings
+    # stored (through the configure API) for an object that declares none.
+    stored = (sync.destination_config if sync else None) or {}
+    if state.config or (state.object_known and not stored):
         widgets["destination_config"] = forms.HiddenInput
     meta = type("Meta", (base.Meta,), {"fields": order, "widgets": widgets})  # type: ignore[attr-defined]
     dataset_field = base.base_fields["dataset"]

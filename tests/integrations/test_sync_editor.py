@@ -386,10 +386,29 @@ def test_an_unreachable_vendor_leaves_a_text_input_saying_why(admin_client, mail
     assert 'name="config_list_id"' in response.content.decode()
 
 
-def test_a_connector_without_declared_settings_keeps_the_json_box(manager, connection):
+def test_an_object_without_settings_shows_no_json_box(manager, connection):
     query = {"connection": connection.pk, "destination_object": "companies"}
 
-    text = _client(manager).get(ADD, query).content.decode()
+    response = _client(manager).get(ADD, query)
+
+    assert '<textarea name="destination_config"' not in response.content.decode()
+    saved = _client(manager).post(ADD, _post(connection))
+    assert saved.status_code == 302, _form(saved).errors
+    assert Sync.objects.get().destination_config == {}
+
+
+def test_settings_stored_for_an_object_that_declares_none_stay_in_the_json_box(
+    admin_client, connection
+):
+    sync = make_sync(connection, destination_config={"legacy": "kept"})
+
+    text = admin_client.get(f"/admin/integrations/sync/{sync.pk}/change/").content.decode()
+
+    assert '<textarea name="destination_config"' in text and "legacy" in text
+
+
+def test_an_add_page_before_the_object_is_chosen_keeps_the_json_box(manager, connection):
+    text = _client(manager).get(ADD).content.decode()
 
     assert '<textarea name="destination_config"' in text
 
