@@ -1,14 +1,35 @@
 """The Celery app. Tasks take ids and JSON kwargs; every run is a row in our own tables."""
 
+import logging.config
 import os
 
 from celery import Celery
+from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun
+
+from mktintegration import logcontext
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mktintegration.settings")
 
 app = Celery("mktintegration")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Log lines of a task carry the request and trace ids of whoever queued it
+# (mktintegration/logcontext.py); with MKT_LOG_FORMAT=json the worker logs through Django's
+# LOGGING (Celery's own lines too), one JSON object per line.
+before_task_publish.connect(logcontext.task_published, weak=False)
+task_prerun.connect(logcontext.task_started, weak=False)
+task_postrun.connect(logcontext.task_ended, weak=False)
+
+
+if os.environ.get("MKT_LOG_FORMAT") == "json":
+
+    @setup_logging.connect(weak=False)
+    def _logging(**_):
+        from django.conf import settings
+
+        logging.config.dictConfig(settings.LOGGING)
+
 
 # Built-in periodic tasks. django-celery-beat's DatabaseScheduler copies these into its
 # tables when beat starts, so they appear (and can be paused) in the admin.

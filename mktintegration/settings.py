@@ -111,6 +111,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # the request and trace ids of every log line (mktintegration/logcontext.py)
+    "mktintegration.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -608,13 +610,26 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or DATA_DIR / "static")
 
 # --- Logging -------------------------------------------------------------------------------
+# Log lines carry the request, trace, run and sync ids they are about; MKT_LOG_FORMAT=json
+# writes one JSON object per line (docs/observability.md).
+MKT_LOG_FORMAT = env_str("MKT_LOG_FORMAT") or "plain"
+if MKT_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"MKT_LOG_FORMAT is plain or json, not {MKT_LOG_FORMAT[:20]!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "mktintegration.logcontext.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "mktintegration.logcontext.PlainFormatter"},
+        "json": {"()": "mktintegration.logcontext.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": MKT_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

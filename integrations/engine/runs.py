@@ -26,6 +26,7 @@ from integrations.engine.state import connection_mark_failed, run_end, sync_paus
 from integrations.mapping import MappingError
 from integrations.models import LedgerEntry, LedgerStatus, RunStatus, Sync, SyncBatch, SyncRun
 from integrations.models.runs import BatchStatus
+from mktintegration.logcontext import log_context_set
 
 log = logging.getLogger(__name__)
 MAX_RUN_ATTEMPTS = 3
@@ -44,6 +45,7 @@ def run_execute(*, run_id: int) -> None:
     run = run_claim(run_id)
     if run is None:
         return
+    log_context_set(run_id=run.pk, sync_id=run.sync_id)
     sync = run.sync
     if sync.paused or not sync.enabled:
         run_end(run, RunStatus.SKIPPED, error=f"sync is paused: {sync.pause_reason or 'disabled'}")
@@ -109,6 +111,14 @@ def run_execute(*, run_id: int) -> None:
         Sync.objects.filter(pk=sync.pk).update(
             source_watermark=result.watermark, planned_config_version=run.config_version
         )
+    log.info(
+        "run %s of sync %s planned %s records (%s) in %.1f s",
+        run.pk,
+        sync.pk,
+        result.planned,
+        result.path or "python",
+        time.monotonic() - started,
+    )
     if planner.mirror_guard_tripped:
         log.warning("sync %s: %s", sync.pk, run.error)
         from integrations.alerts import alert_mirror_guard
@@ -140,6 +150,7 @@ def batch_execute(*, batch_id: int) -> None:
     batch = batch_claim(batch_id)
     if batch is None:
         return
+    log_context_set(run_id=batch.run_id, sync_id=batch.run.sync_id)
     delivery = BatchDelivery(batch)
     result = delivery.deliver()
     _after_batch(batch, delivery, result)
@@ -154,6 +165,7 @@ def batch_poll(*, batch_id: int) -> None:
     if not claimed:
         return
     batch = SyncBatch.objects.select_related("run__sync__connection").get(pk=batch_id)
+    log_context_set(run_id=batch.run_id, sync_id=batch.run.sync_id)
     delivery = BatchDelivery(batch)
     _after_batch(batch, delivery, delivery.poll())
 

@@ -86,6 +86,13 @@ def test_a_quota_alert_share_outside_0_to_1_is_refused_naming_the_range(tmp_path
     )
 
 
+def test_an_unknown_log_format_is_refused_naming_the_choices(tmp_path):
+    result = _manage(_production_env(tmp_path, MKT_LOG_FORMAT="xml"), "check")
+
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "MKT_LOG_FORMAT is plain or json, not 'xml'." in result.stderr
+
+
 def test_short_audit_key_is_refused_naming_the_variable(tmp_path):
     env = _production_env(tmp_path, MKT_AUDIT_KEYS="audit-" + "k" * 40 + ",short")
     result = _manage(env, "check")
