@@ -60,6 +60,11 @@ def job_poll_seconds() -> float:
 JOB = "job"
 
 
+class BatchTakenOver(Exception):
+    """Another worker finished this batch first (the reaper handed it over while this one was
+    only slow): this worker's commit is dropped whole."""
+
+
 @dataclass
 class BatchResult:
     """What happened to a batch, for the run's counters and for rescheduling."""
@@ -478,6 +483,14 @@ class BatchDelivery:
         dead_letters: list[DeadLetter] = []
         delivered: list[tuple[EntryRow, str]] = []  # for the events out, one insert per batch
         with transaction.atomic():
+            # The batch row is the fence: whoever commits first under its lock finishes it.
+            done = (
+                SyncBatch.objects.select_for_update()
+                .filter(pk=self.batch.pk, status=BatchStatus.DONE)
+                .exists()
+            )
+            if done:
+                raise BatchTakenOver(f"batch {self.batch.pk} was finished by another worker")
             for entry in self.entries.values():
                 if entry.pk in local:
                     bucket, reason = local[entry.pk]

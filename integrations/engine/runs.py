@@ -20,7 +20,7 @@ from audit.models import Outcome
 from exports.query import ExportInputError
 from integrations.engine.access import plan_access_log
 from integrations.engine.dispatch import dispatch_batches, dispatch_polls, dispatch_run
-from integrations.engine.executor import JOB, BatchDelivery, job_poll_seconds
+from integrations.engine.executor import JOB, BatchDelivery, BatchTakenOver, job_poll_seconds
 from integrations.engine.planner import CONSENT_UNAVAILABLE, Planner
 from integrations.engine.state import connection_mark_failed, run_end, sync_pause
 from integrations.mapping import MappingError
@@ -152,7 +152,11 @@ def batch_execute(*, batch_id: int) -> None:
         return
     log_context_set(run_id=batch.run_id, sync_id=batch.run.sync_id)
     delivery = BatchDelivery(batch)
-    result = delivery.deliver()
+    try:
+        result = delivery.deliver()
+    except BatchTakenOver as exc:
+        log.warning("%s; this worker's results were dropped", exc)
+        return
     _after_batch(batch, delivery, result)
 
 
@@ -167,7 +171,12 @@ def batch_poll(*, batch_id: int) -> None:
     batch = SyncBatch.objects.select_related("run__sync__connection").get(pk=batch_id)
     log_context_set(run_id=batch.run_id, sync_id=batch.run.sync_id)
     delivery = BatchDelivery(batch)
-    _after_batch(batch, delivery, delivery.poll())
+    try:
+        result = delivery.poll()
+    except BatchTakenOver as exc:
+        log.warning("%s; this worker's results were dropped", exc)
+        return
+    _after_batch(batch, delivery, result)
 
 
 def _after_batch(batch, delivery, result) -> None:

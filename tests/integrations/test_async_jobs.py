@@ -97,3 +97,44 @@ def test_records_in_a_vendor_job_are_committed_when_the_job_reports(job_sync):
     synced = LedgerEntry.objects.filter(status="synced")
     assert {e.record_key for e in synced} == {str(c.pk) for c in good}
     assert all(e.payload_hash and e.payload_hash == e.sent_hash for e in synced)
+
+
+@pytest.mark.django_db
+def test_a_poll_handed_to_a_second_worker_is_committed_once(job_sync, settings):
+    """The reaper hands a poll that stopped beating to another worker; if the first one was
+    only slow, both read the job's results. The first to commit wins; the other's commit is
+    dropped whole, so no record and no count is there twice."""
+    from integrations.engine.runs import runs_reap
+    from integrations.services import sync_run_start
+
+    CompanyFactory.create_batch(3)
+    run = sync_run_start(sync=job_sync, trigger="manual")
+    run_execute(run_id=run.pk)
+    batch = SyncBatch.objects.get(run=run)
+    batch_execute(batch_id=batch.pk)
+    JobVendor.polls[SyncBatch.objects.get(pk=batch.pk).job_ref] = 1  # done at the next poll
+    real_poll = JobVendor.poll
+    settings.MKT_RUN_STALE_SECONDS = 60
+
+    def slow_poll(self, job_ref, records):
+        JobVendor.poll = real_poll  # the second worker's poll is an ordinary one
+        # Meanwhile: no heartbeat for longer than the stale time; the reaper hands the batch
+        # back, and a second worker polls it to the end.
+        SyncBatch.objects.filter(pk=batch.pk).update(
+            heartbeat_at=timezone.now() - timezone.timedelta(seconds=120)
+        )
+        runs_reap()
+        batch_poll(batch_id=batch.pk)
+        JobVendor.polls[job_ref] = 1
+        return real_poll(self, job_ref, records)
+
+    JobVendor.poll = slow_poll
+    SyncBatch.objects.filter(pk=batch.pk).update(not_before=timezone.now())
+    try:
+        batch_poll(batch_id=batch.pk)
+    finally:
+        JobVendor.poll = real_poll
+
+    run.refresh_from_db()
+    assert (run.created, run.batches_done, run.status) == (3, 1, RunStatus.SUCCEEDED)
+    assert LedgerEntry.objects.filter(status="synced").count() == 3
