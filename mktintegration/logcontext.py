@@ -72,8 +72,7 @@ class RequestContextMiddleware:
     """The request's ids for every line logged while it is handled, X-Request-ID answered.
 
     The ids stay until the response is closed (``request_finished``), not only while the
-    middleware runs: Django logs a 4xx or 5xx response after the middleware chain returned,
-    and a streamed response is written after that."""
+    middleware runs: Django logs a 4xx or 5xx response after the middleware chain returned."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -148,16 +148,8 @@ def batch_claim(batch_id: int) -> SyncBatch | None:
 def batch_execute(*, batch_id: int) -> None:
     """Deliver one batch (the batch task)."""
     batch = batch_claim(batch_id)
-    if batch is None:
-        return
-    log_context_set(run_id=batch.run_id, sync_id=batch.run.sync_id)
-    delivery = BatchDelivery(batch)
-    try:
-        result = delivery.deliver()
-    except BatchTakenOver as exc:
-        log.warning("%s; this worker's results were dropped", exc)
-        return
-    _after_batch(batch, delivery, result)
+    if batch is not None:
+        _work(batch, BatchDelivery.deliver)
 
 
 def batch_poll(*, batch_id: int) -> None:
@@ -169,10 +161,16 @@ def batch_poll(*, batch_id: int) -> None:
     if not claimed:
         return
     batch = SyncBatch.objects.select_related("run__sync__connection").get(pk=batch_id)
+    _work(batch, BatchDelivery.poll)
+
+
+def _work(batch: SyncBatch, step) -> None:
+    """Deliver or poll a claimed batch (``step``), then schedule what follows. A batch another
+    worker finished meanwhile drops this worker's results (BatchTakenOver)."""
     log_context_set(run_id=batch.run_id, sync_id=batch.run.sync_id)
     delivery = BatchDelivery(batch)
     try:
-        result = delivery.poll()
+        result = step(delivery)
     except BatchTakenOver as exc:
         log.warning("%s; this worker's results were dropped", exc)
         return

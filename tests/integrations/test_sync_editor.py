@@ -14,6 +14,7 @@ from integrations.models import Sync
 from mktintegration import roles
 from tests.factories import CompanyFactory, ContactFactory
 from tests.integrations.conftest import make_connection, make_sync
+from tests.integrations.contract.profiles.salesforce import connected
 
 ADD = "/admin/integrations/sync/add/"
 COUNT = "/admin/integrations/sync/filter-count/"
@@ -448,7 +449,6 @@ def test_a_salesforce_custom_object_is_a_choice_of_the_orgs_custom_objects(
     admin_client, salesforce
 ):
     from tests.fakes.salesforce_store import FieldDef
-    from tests.integrations.contract.profiles.salesforce import connected
 
     salesforce.add_object(
         "Invoice__c", [FieldDef("External_Id__c", external_id=True, unique=True, custom=True)]
@@ -462,6 +462,9 @@ def test_a_salesforce_custom_object_is_a_choice_of_the_orgs_custom_objects(
     assert list(field.choices) == [("", "---------"), ("Invoice__c", "Invoice (Invoice__c)")]
 
 
+LEAD_MAPPINGS = [("email", "Email"), ("last_name", "LastName"), ("company_name", "Company")]
+
+
 def _lead_post(connection, **overrides):
     return _post(
         connection,
@@ -473,29 +476,28 @@ def _lead_post(connection, **overrides):
         match_source_field="email",
         match_destination_field="External_Id__c",
         consent_purpose="email_marketing",
-        **{
-            "mappings-TOTAL_FORMS": "3",
-            **{
-                f"mappings-{i}-{key}": value
-                for i, (source, target) in enumerate(
-                    [("email", "Email"), ("last_name", "LastName"), ("company_name", "Company")]
-                )
-                for key, value in (
-                    ("source_field", source),
-                    ("destination_field", target),
-                    ("template", ""),
-                    ("transform", ""),
-                    ("position", str(i)),
-                )
-            },
-        },
+        **_mapping_rows(
+            [("email", "Email"), ("last_name", "LastName"), ("company_name", "Company")]
+        ),
         **overrides,
     )
 
 
-def test_salesforce_lead_routing_is_a_tick_box_saved_as_true(admin_client, salesforce):
-    from tests.integrations.contract.profiles.salesforce import connected
+def _mapping_rows(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The mapping formset's fields for these (source, destination) rows."""
+    rows = {"mappings-TOTAL_FORMS": str(len(pairs))}
+    for i, (source, target) in enumerate(pairs):
+        rows |= {
+            f"mappings-{i}-source_field": source,
+            f"mappings-{i}-destination_field": target,
+            f"mappings-{i}-template": "",
+            f"mappings-{i}-transform": "",
+            f"mappings-{i}-position": str(i),
+        }
+    return rows
 
+
+def test_salesforce_lead_routing_is_a_tick_box_saved_as_true(admin_client, salesforce):
     connection = connected("salesforce", salesforce)
     query = {"connection": connection.pk, "destination_object": "Lead", "dataset": "contacts"}
     page = admin_client.get(ADD, query)
@@ -522,7 +524,6 @@ def test_a_setting_of_the_wrong_type_is_refused_naming_it(salesforce):
     from django.core.exceptions import ValidationError
 
     from integrations.services import sync_validate
-    from tests.integrations.contract.profiles.salesforce import connected
 
     sync = make_sync(
         connected("salesforce", salesforce),
