@@ -36,7 +36,7 @@ run: $(STAMP)
 # demo's settings (DEBUG=1, what `make run` uses: SQLite, so that pass is skipped when
 # DATABASE_URL points elsewhere).
 DEMO_TESTS := tests/exports tests/security tests/audit tests/operations/test_dashboard.py \
-	tests/mktintegration/test_csp.py tests/mktintegration/test_structured_logs.py \
+	tests/mktintegration/test_csp.py tests/mktintegration/test_structured_logs.py tests/mktintegration/test_traces.py \
 	tests/operations/test_quotas.py tests/integrations/test_admin.py tests/integrations/test_admin_readable.py \
 	tests/integrations/test_run_page.py tests/integrations/test_record_history.py \
 	tests/integrations/test_sync_changelist.py tests/integrations/test_record_test.py \

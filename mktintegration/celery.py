@@ -4,9 +4,16 @@ import logging.config
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun
+from celery.signals import (
+    before_task_publish,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+)
 
-from mktintegration import logcontext
+from mktintegration import logcontext, tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mktintegration.settings")
 
@@ -20,6 +27,21 @@ app.autodiscover_tasks()
 before_task_publish.connect(logcontext.task_published, weak=False)
 task_prerun.connect(logcontext.task_started, weak=False)
 task_postrun.connect(logcontext.task_ended, weak=False)
+
+
+# Traces (mktintegration/tracing.py; off unless OTEL_TRACES_EXPORTER is set): set up in each
+# pool process, after the fork (a span processor's export thread does not survive one); a
+# worker without child processes (solo, threads) sets up in its own.
+@worker_process_init.connect(weak=False)
+def _traces_in_pool_process(**_):
+    tracing.configure()
+
+
+@worker_init.connect(weak=False)
+def _traces_in_worker(sender=None, **_):
+    pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or ""
+    if not pool.endswith("prefork"):
+        tracing.configure()
 
 
 if os.environ.get("MKT_LOG_FORMAT") == "json":

@@ -9,6 +9,8 @@
 - ``MKT_LOG_FORMAT=json`` writes one JSON object per line (``time``, ``level``, ``logger``,
   ``message``, the ids known, ``exception``); the default ``plain`` format ends each line with
   the ids known. Workers then log through the same configuration (Celery's own lines too).
+- With traces on (mktintegration.tracing), the trace id of a line is its current span's, and
+  the run and sync ids go on that span too.
 
 docs/observability.md says what is where.
 """
@@ -26,6 +28,8 @@ from types import MappingProxyType
 from typing import Any
 
 from django.core.signals import request_finished
+
+from mktintegration import tracing
 
 FIELDS = ("request_id", "trace_id", "run_id", "sync_id")
 HEADER = "mkt_log_context"  # the Celery message header that carries the ids
@@ -46,6 +50,7 @@ def log_context_set(**values: Any) -> None:
     """Add ids to the current context until it ends (the request, the task)."""
     merged = {**_context.get(), **{k: v for k, v in values.items() if v is not None}}
     _context.set(MappingProxyType(merged))
+    tracing.annotate(values)  # and on the current span, when traces are on
 
 
 def request_id_from(header: str | None) -> str:
@@ -80,7 +85,7 @@ class RequestContextMiddleware:
 
     def __call__(self, request):
         request_id = request_id_from(request.headers.get("X-Request-ID"))
-        trace_id = trace_id_from(request.headers.get("traceparent"))
+        trace_id = tracing.current_trace_id() or trace_id_from(request.headers.get("traceparent"))
         _context.set(MappingProxyType({"request_id": request_id, "trace_id": trace_id}))
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
@@ -137,6 +142,9 @@ class ContextFilter(logging.Filter):
         for name in FIELDS:
             if getattr(record, name, None) is None:
                 setattr(record, name, context.get(name))
+        traced = tracing.current_trace_id()  # traces on: the line joins its span's trace
+        if traced is not None:
+            record.trace_id = traced
         return True
 
 

@@ -26,6 +26,7 @@ from mktintegration.env import (
 from mktintegration.sso import BACKEND_PATH as SSO_BACKEND
 from mktintegration.sso import PIPELINE as SSO_PIPELINE
 from mktintegration.sso import role_map_parse
+from mktintegration.tracing import exporters_from as tracing_exporters_from
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MKT_DATA_DIR") or BASE_DIR / "data").resolve()
@@ -615,6 +616,13 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT") or DATA_DIR / "static")
 MKT_LOG_FORMAT = env_str("MKT_LOG_FORMAT") or "plain"
 if MKT_LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"MKT_LOG_FORMAT is plain or json, not {MKT_LOG_FORMAT[:20]!r}.")
+# Traces: OpenTelemetry, off unless OTEL_TRACES_EXPORTER names an exporter; the standard
+# OTEL_* variables configure it (mktintegration/tracing.py, docs/observability.md). Checked
+# here so that a web process or worker does not start on a value it would ignore.
+try:
+    OTEL_TRACES_EXPORTERS = tracing_exporters_from()
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
