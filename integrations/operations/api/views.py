@@ -37,6 +37,7 @@ from mktintegration.api_errors import (
     FIELD_ERRORS,
     UNAUTHENTICATED,
     UNSUPPORTED_MEDIA_TYPE,
+    URL_TOO_LONG,
     ErrorsSerializer,
     detail_response,
     errors_body,
@@ -108,6 +109,7 @@ class StatusView(GrantedObjectsAPIView):
             ),
             401: UNAUTHENTICATED,
             403: _scope_refused(READ),
+            414: URL_TOO_LONG,
         },
     )
     def get(self, request):
