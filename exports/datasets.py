@@ -28,6 +28,7 @@ class FilterKind(StrEnum):
     MIN = "min"  # column >= a number
     MAX = "max"  # column <= a number
     BOOL = "bool"  # true/false
+    SEGMENT = "segment"  # segment keys, comma-separated: records in every one (docs/segments.md)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class DatasetFilter:
     type: FieldType = FieldType.TEXT
     choices: tuple[str, ...] = ()
     range: Range | None = None  # MIN/MAX filters: the values that can match (else INTEGER)
+    subject: str = ""  # SEGMENT filters: the segments' subject (company or contact)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,26 @@ T, N, D, B, DT = (
     FieldType.BOOL,
     FieldType.DATETIME,
 )
+
+
+def _segment_filter(sql: str, subject: str) -> DatasetFilter:
+    return DatasetFilter(
+        "segment",
+        sql,
+        FilterKind.SEGMENT,
+        f"segment keys ({subject} segments), comma-separated: records in every one",
+        subject=subject,
+    )
+
+
+# Syncs re-read the records that joined or left a segment since the last plan.
+def _segment_changes(subject: str) -> tuple[str, ...]:
+    where = f"sg.subject = '{subject}'"  # company or contact: ours, never a request's
+    return tuple(
+        "SELECT sm.subject_id FROM backbone_segmentmember sm JOIN backbone_segment sg "  # noqa: S608
+        f"ON sg.id = sm.segment_id WHERE {where} AND sm.{column} >= %s"
+        for column in ("joined_at", "left_at")
+    )
 
 
 def _company_filters(prefix: str = "c") -> tuple[DatasetFilter, ...]:
@@ -195,6 +217,7 @@ CLIENTS = Dataset(
             type=N,
             range=_HEALTH,
         ),
+        _segment_filter("c.id", "company"),
     ),
     default_fields=(
         "id",
@@ -216,6 +239,7 @@ CLIENTS = Dataset(
     changed_since=(
         "SELECT id FROM backbone_company WHERE updated_at >= %s",
         "SELECT company_id FROM backbone_companymetrics WHERE updated_at >= %s",
+        *_segment_changes("company"),
     ),
 )
 
@@ -279,6 +303,7 @@ METRICS = Dataset(
             choices=_GRADES,
         ),
         *_company_filters(),
+        _segment_filter("m.company_id", "company"),
     ),
     default_fields=(
         "company_id",
@@ -299,6 +324,7 @@ METRICS = Dataset(
     changed_since=(
         "SELECT company_id FROM backbone_companymetrics WHERE updated_at >= %s",
         "SELECT id FROM backbone_company WHERE updated_at >= %s",
+        *_segment_changes("company"),
     ),
 )
 
@@ -361,6 +387,7 @@ CONTACTS = Dataset(
             "the company's lifecycle stages, comma-separated",
             choices=_STAGES,
         ),
+        _segment_filter("ct.id", "contact"),
     ),
     default_fields=(
         "id",
@@ -381,6 +408,7 @@ CONTACTS = Dataset(
         "SELECT ct2.id FROM backbone_contact ct2 JOIN backbone_company c2 "
         "ON c2.id = ct2.company_id WHERE c2.updated_at >= %s",
         "SELECT contact_id FROM backbone_consentrecord WHERE recorded_at >= %s",
+        *_segment_changes("contact"),
     ),
     consent_subject_sql="ct.id",
 )

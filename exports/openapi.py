@@ -17,9 +17,10 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
+from exports.backbone.segments import KEY as SEGMENT_KEY
 from exports.datasets import Dataset, DatasetFilter, FieldType, FilterKind
 from exports.guardrails import OVERRIDE_PERMISSION
-from exports.query import MAX_IN_VALUES
+from exports.query import MAX_IN_VALUES, MAX_SEGMENTS
 from mktintegration import api_errors
 from mktintegration.roles import ROLES
 
@@ -78,6 +79,20 @@ def _sentence(text: str) -> str:
 
 
 def _filter_parameter(spec: DatasetFilter) -> OpenApiParameter:
+    if spec.kind == FilterKind.SEGMENT:
+        return OpenApiParameter(
+            spec.name,
+            {
+                "type": "array",
+                "maxItems": MAX_SEGMENTS,
+                "items": {"type": "string", "pattern": SEGMENT_KEY.pattern},
+            },
+            style="form",
+            explode=False,
+            description=f"Only records in every one of these segments ({spec.subject} "
+            f"segments, by key; at most {MAX_SEGMENTS}). The access log keeps each segment's "
+            "name and the version read.",
+        )
     if spec.kind == FilterKind.IN:
         return OpenApiParameter(
             spec.name,

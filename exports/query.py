@@ -25,6 +25,7 @@ from mktintegration import bounds
 
 RESERVED_PARAMS = ("format", "fields", "limit", "cursor")
 MAX_IN_VALUES = bounds.LIST_ITEMS
+MAX_SEGMENTS = 5  # segments one filter may name (each is one EXISTS in the SQL)
 CURSOR_CHARS = 512
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 # A CSV text cell starting with one of these gets a leading ' (a spreadsheet would run it as
@@ -68,11 +69,17 @@ class ExportQuery:
     regions: list[str] | None = None
 
     def describe_filters(self) -> dict[str, Any]:
-        """The filters as JSON-safe values (for the access log and run records)."""
-        return {
-            name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in self.filters.items()
-        }
+        """The filters as JSON-safe values (for the access log and run records); a segment
+        by its key, name and the version read."""
+        return {name: _described(value) for name, value in self.filters.items()}
+
+
+def _described(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list) and value and hasattr(value[0], "describe"):
+        return [v.describe() for v in value]
+    return value
 
 
 def _names(names: list[str]) -> str:
@@ -134,7 +141,36 @@ def _parse_int(param: str, raw: str, allowed: bounds.Range) -> int:
         return int(allowed.check(param, value))
 
 
+def _parse_segments(spec: DatasetFilter, raw: str) -> list:
+    """Segment keys -> the segments as they are now (SegmentRef), each known for the subject."""
+    from exports.backbone.segments import SegmentInputError, key_check, segment_keys, segments_named
+
+    keys = list(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
+    if not keys:
+        raise ExportInputError(spec.name, f"{spec.name}: give at least one segment key")
+    if len(keys) > MAX_SEGMENTS:
+        raise ExportInputError(spec.name, f"{spec.name}: at most {MAX_SEGMENTS} segments")
+    try:
+        for key in keys:
+            key_check(spec.name, key)
+    except SegmentInputError as exc:
+        raise ExportInputError(spec.name, exc.message) from None
+    found = segments_named(spec.subject, keys)
+    missing = [key for key in keys if key not in found]
+    if missing:
+        known = [key for key, _ in segment_keys(spec.subject, limit=11)]
+        listed = ", ".join(known[:10]) + (" and more" if len(known) > 10 else "")
+        raise ExportInputError(
+            spec.name,
+            f"{spec.name}: no {spec.subject} segment {_names(missing)}; "
+            + (f"known: {listed}" if known else f"there are no {spec.subject} segments yet"),
+        )
+    return [found[key] for key in keys]
+
+
 def _parse_filter(spec: DatasetFilter, raw: str) -> Any:
+    if spec.kind == FilterKind.SEGMENT:
+        return _parse_segments(spec, raw)
     if spec.kind == FilterKind.IN:
         values = list(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
         if not values:
@@ -355,6 +391,13 @@ def where_sql(query: ExportQuery, dialect: Dialect) -> tuple[str, list[Any]]:
         elif spec.kind == FilterKind.MAX:
             clauses.append(f"{spec.sql} <= %s")
             params.append(value)
+        elif spec.kind == FilterKind.SEGMENT:  # a current member of every one
+            for segment in value:
+                clauses.append(
+                    "EXISTS (SELECT 1 FROM backbone_segmentmember sm WHERE sm.segment_id = %s "
+                    f"AND sm.subject_id = {spec.sql} AND sm.left_at IS NULL)"
+                )
+                params.append(segment.id)
         else:
             clauses.append(spec.sql if value else f"NOT {spec.sql}")
     if query.after is not None:

@@ -64,6 +64,17 @@ def _sentence(text: str) -> str:
 def filter_field(spec: DatasetFilter) -> forms.Field:
     """The form field of one dataset filter (the values are checked by the filter validator)."""
     label = spec.name.replace("_", " ").capitalize()
+    if spec.kind == FilterKind.SEGMENT:
+        from exports.backbone.segments import segment_keys
+
+        return forms.MultipleChoiceField(
+            label=label,
+            required=False,
+            choices=[(key, f"{name} ({key})") for key, name in segment_keys(spec.subject)],
+            widget=forms.CheckboxSelectMultiple,
+            help_text=f"Only the {spec.subject}s in every segment ticked (none ticked: any); "
+            "a record that joins or leaves one is planned again (docs/segments.md).",
+        )
     if spec.kind == FilterKind.IN and spec.choices:
         return forms.MultipleChoiceField(
             label=label,
@@ -115,6 +126,8 @@ def _stored(spec: DatasetFilter, value: Any) -> Any:
     """A parsed filter value as the sync's JSON keeps it (the export API's parameters)."""
     if spec.kind == FilterKind.IN:
         return ",".join(value)
+    if spec.kind == FilterKind.SEGMENT:
+        return ",".join(segment.key for segment in value)
     if spec.kind == FilterKind.SINCE:
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return value  # a whole number, or true/false
@@ -151,7 +164,9 @@ def filter_initial(dataset: Dataset, stored: dict) -> dict[str, Any]:
         except ExportInputError:
             initial[name] = _as_text(stored[spec.name])  # shown as it is, refused on save
             continue
-        if spec.kind == FilterKind.IN:
+        if spec.kind == FilterKind.SEGMENT:
+            initial[name] = [segment.key for segment in value]
+        elif spec.kind == FilterKind.IN:
             initial[name] = value if spec.choices else ",".join(value)
         elif spec.kind == FilterKind.SINCE:
             initial[name] = value.astimezone(UTC).strftime(_DATETIME_INPUT)

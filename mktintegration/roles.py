@@ -44,7 +44,7 @@ class Role:
 
 
 # Reading the backbone in the admin. Contacts and consent are personal data.
-_BACKBONE_BUSINESS = view("backbone", "company", "companymetrics", "metricsrefresh")
+_BACKBONE_BUSINESS = view("backbone", "company", "companymetrics", "metricsrefresh", "segment")
 _BACKBONE_PERSONAL = view("backbone", "contact", "activityevent", "consentrecord")
 _EXPORT_BUSINESS = frozenset({"exports.export_clients", "exports.export_metrics"})
 _EXPORT_ALL = _EXPORT_BUSINESS | {"exports.export_contacts"}

@@ -5,6 +5,7 @@ row per list or object page viewed (audit.pages).
 """
 
 from django.contrib import admin
+from django.db.models import Count, Q
 
 from audit.pages import AccessLoggedAdminMixin
 from exports.backbone.models import (
@@ -14,6 +15,7 @@ from exports.backbone.models import (
     ConsentRecord,
     Contact,
     MetricsRefresh,
+    Segment,
 )
 from mktintegration.admin_base import CachedValuesListFilter, ReadOnlyAdmin
 
@@ -101,3 +103,27 @@ class CompanyMetricsAdmin(ReadOnlyAdmin):
 class MetricsRefreshAdmin(ReadOnlyAdmin):
     list_display = ("finished_at", "as_of", "companies", "changed")
     ordering = ("-finished_at",)
+
+
+@admin.register(Segment)
+class SegmentAdmin(ReadOnlyAdmin):
+    """Segments as the segmentation engine defined them (manage.py segment_load); syncs and
+    exports filter on them by key (docs/segments.md)."""
+
+    list_display = ("key", "name", "subject", "current_members", "version", "updated_at")
+    list_filter = ("subject",)
+    search_fields = ("=key", "name")
+    ordering = ("key",)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                current=Count("members", filter=Q(members__left_at__isnull=True), distinct=True)
+            )
+        )
+
+    @admin.display(description="members", ordering="current")
+    def current_members(self, obj):
+        return f"{obj.current:,}"

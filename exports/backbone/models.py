@@ -214,3 +214,51 @@ class MetricsRefresh(models.Model):
 
     def __str__(self):
         return f"refresh at {self.finished_at:%Y-%m-%d %H:%M}: {self.changed} changed"
+
+
+class SegmentSubject(models.TextChoices):
+    COMPANY = "company", "Companies"
+    CONTACT = "contact", "Contacts"
+
+
+class Segment(models.Model):
+    """A named set of companies or contacts, as the segmentation engine defines it.
+
+    Its membership is written by exports.backbone.segments only (``manage.py segment_load``,
+    the demo seed); ``version`` goes up by one with every change of membership, so an export
+    or a run can say which version of the segment it read (docs/segments.md)."""
+
+    key = models.SlugField(max_length=64, unique=True, help_text="How filters name it.")
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=16, choices=SegmentSubject.choices)
+    description = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("key",)
+
+    def __str__(self):
+        return self.name
+
+
+class SegmentMember(models.Model):
+    """A company or contact in a segment. A member who leaves is kept, with ``left_at``, so
+    that an incremental sync plan sees the change (as it sees a changed record)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    subject_id = models.BigIntegerField(help_text="The company's or contact's id.")
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "subject_id"], name="segment_member_unique")
+        ]
+        indexes = [
+            models.Index(fields=["joined_at"], name="segment_joined_idx"),
+            models.Index(fields=["left_at"], name="segment_left_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.subject_id} in {self.segment_id}"

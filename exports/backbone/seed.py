@@ -26,6 +26,8 @@ from exports.backbone.models import (
     ConsentRecord,
     Contact,
     MetricsRefresh,
+    Segment,
+    SegmentMember,
 )
 from exports.backbone.router import backbone_alias
 
@@ -298,6 +300,8 @@ def reset_backbone() -> None:
     tables = [
         model._meta.db_table
         for model in (
+            SegmentMember,
+            Segment,
             MetricsRefresh,
             CompanyMetrics,
             ConsentRecord,
@@ -379,3 +383,37 @@ def seed_backbone(
             )
     result.seconds = time.monotonic() - started
     return result
+
+
+DEMO_SEGMENTS = (
+    # key, name, subject, the members (SQL)
+    (
+        "healthy-customers",
+        "Healthy customers",
+        "company",
+        "SELECT c.id FROM backbone_company c JOIN backbone_companymetrics m "
+        "ON m.company_id = c.id WHERE c.is_customer AND m.health_score >= 70",
+    ),
+    (
+        "eu-opportunities",
+        "EU companies in the opportunity stage",
+        "company",
+        "SELECT id FROM backbone_company WHERE residency_region = 'eu' "
+        "AND lifecycle_stage = 'opportunity'",
+    ),
+)
+
+
+def seed_demo_segments() -> list[str]:
+    """The demo's segments, from the seeded data, through the one segment write."""
+    from exports.backbone.segments import segment_define, segment_members_replace
+
+    lines = []
+    for key, name, subject, members_sql in DEMO_SEGMENTS:
+        with connections[backbone_alias()].cursor() as cursor:
+            cursor.execute(members_sql)
+            ids = [row[0] for row in cursor.fetchall()]
+        segment = segment_define(key=key, name=name, subject=subject)
+        change = segment_members_replace(segment=segment, subject_ids=ids)
+        lines.append(f"Segment {key}: {change.members:,} members (version {change.version})")
+    return lines

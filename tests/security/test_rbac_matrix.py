@@ -77,6 +77,7 @@ ADMIN: dict[str, Admin] = {
     "backbone.ActivityEvent": _read_only(*BACKBONE_READERS),
     "backbone.CompanyMetrics": _read_only(*BACKBONE_READERS),
     "backbone.MetricsRefresh": _read_only(*BACKBONE_READERS),
+    "backbone.Segment": _read_only(*BACKBONE_READERS),
     "backbone.ConsentRecord": _read_only(MM, IA),
     # Scheduled exports: destinations hold credentials (Integration Admins change them).
     "exports.ExportDestination": Admin(_s(MM, IA, AU), _s(IA), {"delete_selected": _s(IA)}),

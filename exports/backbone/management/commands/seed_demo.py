@@ -5,7 +5,12 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from exports.backbone.metrics import refresh_company_metrics
-from exports.backbone.seed import SeedResult, reset_backbone, seed_backbone
+from exports.backbone.seed import (
+    SeedResult,
+    reset_backbone,
+    seed_backbone,
+    seed_demo_segments,
+)
 
 
 def _whole_number(name: str, raw: str, *, minimum: int) -> int:
@@ -75,6 +80,8 @@ class Command(BaseCommand):
             f"  Metrics refreshed for {refresh.companies:,} companies in {metrics_seconds:.1f} s"
         )
         seconds = result.seconds + metrics_seconds
+        for line in seed_demo_segments():
+            self.stdout.write(f"  {line}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded {result.companies:,} companies, {result.contacts:,} contacts, "
