@@ -119,9 +119,7 @@ class SegmentAdmin(ReadOnlyAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(
-                current=Count("members", filter=Q(members__left_at__isnull=True), distinct=True)
-            )
+            .annotate(current=Count("members", filter=Q(members__left_at__isnull=True)))
         )
 
     @admin.display(description="members", ordering="current")

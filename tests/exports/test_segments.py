@@ -135,6 +135,9 @@ def test_segment_load_reads_ids_and_refuses_a_bad_line(tmp_path, companies):
     ids.write_text(f"{companies[0].pk}\nACME-1\n")
     with pytest.raises(CommandError, match="line 2: 'ACME-1' is not an id"):
         call_command("segment_load", "vip", "--name", "VIPs", "--subject", "company", "--file", ids)
+    ids.write_text("\u00b2\n")  # a digit to str.isdigit, not to int()
+    with pytest.raises(CommandError, match="line 1: '\u00b2' is not an id"):
+        call_command("segment_load", "vip", "--name", "VIPs", "--subject", "company", "--file", ids)
 
     assert "Segment vip: 2 members (2 joined, 0 left), version 1" in out.getvalue()
     assert Segment.objects.get(key="vip").version == 1  # the refused file changed nothing

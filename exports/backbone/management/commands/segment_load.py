@@ -59,7 +59,7 @@ class Command(BaseCommand):
                 text = line.strip()
                 if not text or text.startswith("#"):
                     continue
-                if not text.isdigit() or len(text) > 19:
+                if not (text.isascii() and text.isdigit()) or len(text) > 19:
                     raise CommandError(
                         f"line {number}: {text[:40]!r} is not an id (a whole number)", returncode=2
                     )
