@@ -246,7 +246,10 @@ class SegmentMember(models.Model):
     """A company or contact in a segment. A member who leaves is kept, with ``left_at``, so
     that an incremental sync plan sees the change (as it sees a changed record)."""
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    # No index of its own: the (segment, subject_id) unique index serves look-ups by segment.
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="members", db_index=False
+    )
     subject_id = models.BigIntegerField(help_text="The company's or contact's id.")
     joined_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)

@@ -53,7 +53,7 @@ from integrations.connectors.feedback import (
     RefusalReason,
     WebhookRefused,
 )
-from integrations.connectors.values import ValueKind, email_sql
+from integrations.connectors.values import ValueKind, email_sql, is_email
 from integrations.oauth.backends import ConnectBackend
 from integrations.oauth.flows import AuthorizationCode
 from mktintegration import bounds
@@ -62,7 +62,6 @@ from mktintegration.errors import ConnectorError, ErrorKind
 MAX_MEMBERS = 500
 AUDIENCES_PAGE = 1000  # GET /lists takes count up to 1000
 MAX_AUDIENCES = 5000  # audiences offered in the sync editor (accounts have a handful)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXISTS_CODES = {"ERROR_CONTACT_EXISTS"}
 
 
@@ -247,7 +246,7 @@ class Mailchimp(Connector):
                 return fields
 
     def validate_record(self, object_name: str, record: OutRecord) -> str | None:
-        if not _EMAIL.match(record.match_value or ""):
+        if not is_email(record.match_value or ""):
             return f"{record.match_value!r} is not an e-mail address"
         return None
 

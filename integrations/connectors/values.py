@@ -34,6 +34,11 @@ _EPOCH_MS = re.compile(r"^\d{1,15}$")
 SHOWN_OPTIONS = 12
 
 
+def is_email(value: str) -> bool:
+    """Whether ``value`` has the shape of an e-mail address (the one rule connectors use)."""
+    return bool(_EMAIL.match(value))
+
+
 def _number_problem(value: Any) -> str | None:
     if isinstance(value, bool):
         return "is a true/false value, not a number"
