@@ -265,3 +265,7 @@ class SegmentMember(models.Model):
 
     def __str__(self):
         return f"{self.subject_id} in {self.segment_id}"
+
+
+# The change outbox (real-time syncs) lives in its own module, with its triggers.
+from exports.backbone.changes import ChangeEvent, ChangeSubscription  # noqa: E402, F401
