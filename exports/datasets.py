@@ -72,6 +72,10 @@ class Dataset:
     # consent records apply (None: the dataset carries no consent).
     region_field: str = "region"
     consent_subject_sql: str | None = None
+    # Real-time syncs: the change subjects (exports.backbone.changes) that reach this
+    # dataset's records, each with the SQL of (key, subject id) pairs for the subject ids in
+    # {ids}; "" when the subject's ids are the dataset's keys.
+    realtime_subjects: tuple[tuple[str, str], ...] = ()
     _by_name: dict[str, DatasetField] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -241,6 +245,7 @@ CLIENTS = Dataset(
         "SELECT company_id FROM backbone_companymetrics WHERE updated_at >= %s",
         *_segment_changes("company"),
     ),
+    realtime_subjects=(("company", ""),),
 )
 
 METRICS = Dataset(
@@ -326,6 +331,7 @@ METRICS = Dataset(
         "SELECT id FROM backbone_company WHERE updated_at >= %s",
         *_segment_changes("company"),
     ),
+    realtime_subjects=(("company", ""),),
 )
 
 # The latest e-mail marketing consent of a contact (the consent_lookup_idx index serves it).
@@ -411,6 +417,11 @@ CONTACTS = Dataset(
         *_segment_changes("contact"),
     ),
     consent_subject_sql="ct.id",
+    # A contact's row carries its company's name and stage: they change with the company.
+    realtime_subjects=(
+        ("contact", ""),
+        ("company", "SELECT id, company_id FROM backbone_contact WHERE company_id IN ({ids})"),
+    ),
 )
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (CLIENTS, METRICS, CONTACTS)}

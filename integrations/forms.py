@@ -166,6 +166,7 @@ class SyncForm(forms.ModelForm):
             "consent_purpose",
             "cron",
             "every_minutes",
+            "realtime",
             "enabled",
             "mirror_max_delete_share",
             "lookback_minutes",

@@ -18,6 +18,7 @@ from integrations.connectors.base import OutRecord
 from integrations.engine.access import plan_access_log
 from integrations.engine.dispatch import dispatch_run
 from integrations.engine.planner import Planner
+from integrations.engine.realtime import realtime_subscriptions_apply
 from integrations.engine.state import sync_pause
 from integrations.mapping import template_fields
 from integrations.mapping_rules import mapping_problems
@@ -32,6 +33,8 @@ from integrations.models import (
     LedgerEntry,
     LedgerStatus,
     OAuthGrant,
+    RealtimeLag,
+    RealtimePending,
     RunStatus,
     Sync,
     SyncBatch,
@@ -141,6 +144,15 @@ def sync_validate(sync: Sync, mappings: list) -> None:
             problem = spec.problem((sync.destination_config or {}).get(spec.name))
             if problem:
                 add("destination_config", problem)
+    if sync.realtime:
+        if not (sync.cron or sync.every_minutes):
+            add(
+                "realtime",
+                "A real-time sync needs a schedule too (cron or every minutes): its scheduled "
+                "runs retry what failed and send what no change announced.",
+            )
+        if dataset and not dataset.realtime_subjects:
+            add("realtime", f"{dataset.name} announces no changes: it cannot be real-time.")
     try:
         schedule_validate(cron=sync.cron, every_minutes=sync.every_minutes)
     except ValidationError as exc:
@@ -210,6 +222,7 @@ def sync_save(*, sync: Sync, mappings: list | None = None) -> Sync:
         mapping.sync = sync
         mapping.save()
     sync_schedule_apply(sync=sync)
+    realtime_subscriptions_apply()
     return sync
 
 
@@ -236,11 +249,14 @@ def sync_delete(*, sync: Sync) -> None:
     for queryset in (
         DeadLetter.objects.filter(sync=sync),
         SyncBatch.objects.filter(run__sync=sync),
+        RealtimeLag.objects.filter(sync=sync),
+        RealtimePending.objects.filter(sync=sync),
         SyncRun.objects.filter(sync=sync),
         LedgerEntry.objects.filter(sync=sync),
     ):
         queryset._raw_delete(queryset.db)
     sync.delete()
+    realtime_subscriptions_apply()
 
 
 def sync_delete_summary(syncs) -> dict[str, int]:
@@ -353,6 +369,7 @@ def sync_set_paused(*, sync: Sync, paused: bool, reason: str = "") -> None:
         sync.paused, sync.pause_reason = False, ""
         sync.save(update_fields=["paused", "pause_reason", "updated_at"])
     sync_schedule_apply(sync=sync)
+    realtime_subscriptions_apply()
 
 
 @transaction.atomic

@@ -1,7 +1,5 @@
 """Celery tasks: ids in, services do the work. ``acks_late`` is global (settings)."""
 
-import contextlib
-
 from celery import shared_task
 
 from integrations.engine import runs
@@ -31,9 +29,14 @@ def run_schedule_task(*, sync_id: int) -> None:
     sync = Sync.objects.filter(pk=sync_id).first()
     if sync is None or not sync.enabled or sync.paused:
         return
-    # A run still going means this tick has nothing to do; the next one tries again.
-    with contextlib.suppress(SyncBusy):
+    # A run still going means this tick has nothing to do; the next one tries again. A
+    # real-time sync is busy with its real-time runs most of the time: the dispatcher starts
+    # the scheduled run when the one going ends.
+    try:
         sync_run_start(sync=sync, trigger=Trigger.SCHEDULE)
+    except SyncBusy:
+        if sync.realtime:
+            Sync.objects.filter(pk=sync.pk).update(schedule_waiting=True)
 
 
 @shared_task(name="integrations.quota_resume", ignore_result=True)
@@ -47,3 +50,20 @@ def quota_resume_task() -> int:
 @shared_task(name="integrations.reap", ignore_result=True)
 def reap_task() -> dict:
     return runs.runs_reap()
+
+
+@shared_task(name="integrations.realtime_dispatch", ignore_result=True)
+def realtime_dispatch_task() -> dict:
+    """Beat's entry point (every second) and the ingest API's bell: real-time changes to
+    runs (integrations.engine.realtime)."""
+    from integrations.engine.realtime import realtime_dispatch
+
+    return realtime_dispatch()
+
+
+@shared_task(name="integrations.realtime_lag_prune", ignore_result=True)
+def realtime_lag_prune_task() -> int:
+    """Beat's entry point (hourly): latency rows older than the dashboard reads."""
+    from integrations.engine.realtime import realtime_lag_prune
+
+    return realtime_lag_prune()

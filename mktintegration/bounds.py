@@ -148,6 +148,10 @@ BODY_DEPTH = 32  # nesting of a request body (the configure document holds the o
 WEBHOOK_EVENTS = 1_000
 WEBHOOK_DEPTH = 4
 WEBHOOK_FORM_FIELDS = 500
+# Changes announced to real-time syncs (POST /marketing/events): events in one request, and
+# how far ahead of our clock an event's time may be (a sender's clock a little fast).
+CHANGE_EVENTS = 1_000
+CHANGE_EVENT_AHEAD_SECONDS = 300
 
 # --- moments -----------------------------------------------------------------------------
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)

@@ -70,4 +70,13 @@ app.conf.beat_schedule = {
     "events-out-maintain": {"task": "events_out.maintain", "schedule": 15.0},
     # Records a daily quota deferred go when its next window opens (docs/syncs.md).
     "resume-quota-deferred-syncs": {"task": "integrations.quota_resume", "schedule": 60.0},
+    # Real-time syncs: the backbone's changes to runs within seconds (docs/realtime.md). A tick
+    # that finds nothing to do costs two small queries; one not taken within 5 s is dropped (a
+    # later one does its work). Their latency rows are kept 30 days.
+    "realtime-dispatch": {
+        "task": "integrations.realtime_dispatch",
+        "schedule": 1.0,
+        "options": {"expires": 5.0},
+    },
+    "realtime-lag-prune": {"task": "integrations.realtime_lag_prune", "schedule": 3600.0},
 }

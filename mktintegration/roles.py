@@ -97,6 +97,7 @@ _FEEDBACK_ADMIN = (
 _FEEDBACK_READ = view("webhooks", "suppression", "webhookrefusal")
 # Operations: the dashboard (it shows only granted objects), alert recipients and history.
 _DASHBOARD = frozenset({"operations.view_dashboard"})
+_ANNOUNCE_CHANGES = frozenset({"backbone.add_changeevent"})  # POST /marketing/events
 _ALERTS_ADMIN = manage("operations", "alertrecipients") | view("operations", "alert", "alertstate")
 _ALERTS_READ = view("operations", "alertrecipients", "alert", "alertstate")
 
@@ -160,7 +161,8 @@ ROLES: dict[str, Role] = {
             | _API_TOKENS
             | _DASHBOARD
             | _ALERTS_ADMIN
-            | _FEEDBACK_ADMIN,
+            | _FEEDBACK_ADMIN
+            | _ANNOUNCE_CHANGES,
             max_export_rows=None,
         ),
         Role(
@@ -179,8 +181,9 @@ ROLES: dict[str, Role] = {
         ),
         Role(
             API_CLIENT,
-            "Service accounts of BI and marketing tools: export through API tokens.",
-            _EXPORT_BUSINESS,
+            "Service accounts of BI and marketing tools: export through API tokens; other "
+            "services announce changes to real-time syncs.",
+            _EXPORT_BUSINESS | _ANNOUNCE_CHANGES,
             max_export_rows=5_000_000,
         ),
     )

@@ -7,6 +7,7 @@ SCOPES: dict[str, str] = {
     "integrations:read": "Read integration status, runs and configuration",
     "integrations:configure": "Create and change connections, syncs and schedules",
     "integrations:run": "Start sync and export runs",
+    "events:write": "Announce changed companies and contacts to real-time syncs",
 }
 
 

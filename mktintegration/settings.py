@@ -422,6 +422,11 @@ MKT_SYNC_RECORD_ATTEMPTS = env_int("MKT_SYNC_RECORD_ATTEMPTS", 5)
 MKT_RUN_STALE_SECONDS = env_int("MKT_RUN_STALE_SECONDS", 300)
 # A batch in a vendor job (Salesforce Bulk API 2.0) asks the vendor this often whether it ended.
 MKT_SYNC_JOB_POLL_SECONDS = float(env_str("MKT_SYNC_JOB_POLL_SECONDS") or 5)
+# Real-time syncs (docs/realtime.md): a changed record waits this long for more changes
+# before its run starts (changes meanwhile go in the same run), and one run takes at most this
+# many records (more wait for the next run: a burst becomes batches, never losses).
+MKT_REALTIME_WINDOW_SECONDS = env_float("MKT_REALTIME_WINDOW_SECONDS", 1.0, low=0, high=3600)
+MKT_REALTIME_RUN_RECORDS = env_int("MKT_REALTIME_RUN_RECORDS", 5000)
 
 # --- Connecting vendor accounts by OAuth (docs/security.md#oauth-tokens) ----------------------
 # This installation's OAuth app at each vendor (its redirect URI: MKT_BASE_URL +

@@ -43,7 +43,7 @@ from integrations.engine.quota_fit import QuotaFit, quota_fit
 from integrations.engine.source import SourceReader
 from integrations.mapping import build_payload, compile_mappings, source_fields
 from integrations.mapping import payload_hash as hash_payload
-from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncRun
+from integrations.models import LedgerEntry, LedgerStatus, Sync, SyncRun, Trigger
 from integrations.selectors import sync_destination_fields
 from mktintegration.errors import ConnectorError
 
@@ -332,6 +332,8 @@ class Planner:
         if not full and sync.source_watermark is not None:
             since = sync.source_watermark - timedelta(minutes=sync.lookback_minutes)
         started = timezone.now()
+        if self.run.targets and not full and self.run.trigger == Trigger.REALTIME:
+            return self._plan_targets()
         empty_ledger = not LedgerEntry.objects.filter(sync=sync).exists()
         self.fit = quota_fit(self.ctx, self.connector, since=since, retry_statuses=RETRY_STATUSES)
         if not (since is None and empty_ledger and self._plan_in_database()):
@@ -339,6 +341,8 @@ class Planner:
                 self.rows_read += len(rows)
                 self._plan_rows(rows, skip_ledger=empty_ledger)
                 self.heartbeat()
+        if self.run.targets:  # a scheduled run that took waiting real-time records too
+            self._plan_keys([key for key in self.run.targets if key not in self.seen])
         if not empty_ledger:  # else every entry is this plan's own
             self._plan_leftovers()
         if sync.mode == "mirror":
@@ -350,6 +354,51 @@ class Planner:
         self._flush(final=True)
         self.result.watermark = started
         return self.result
+
+    def _plan_targets(self) -> PlanResult:
+        """A real-time run: just the records whose changes it was started for, through the
+        same decisions; the sync's watermark stays where its last full or incremental plan
+        left it (``result.watermark`` None), so the next scheduled run still reads every
+        change since then. A record gone from the source (or its filter) is a leaver: a mirror
+        sync archives it under the delete guard, other modes leave the destination alone."""
+        keys = list(self.run.targets)
+        self.fit = quota_fit(
+            self.ctx, self.connector, since=None, retry_statuses=RETRY_STATUSES, records=len(keys)
+        )
+        gone = self._plan_keys(keys)
+        if gone and self.sync.mode == "mirror":
+            self._archive(self._leavers(gone))
+        if self.fit is not None:
+            self.fit.cut(self)
+        self._flush(final=True)
+        self.result.watermark = None
+        return self.result
+
+    def _plan_keys(self, keys: list[str]) -> list[str]:
+        """Plan these records from their current rows; the keys no longer in the source."""
+        gone: list[str] = []
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            rows = self.ctx.reader.by_keys(chunk)
+            self.rows_read += len(rows)
+            gone += [key for key in chunk if key not in rows]
+            if rows:
+                self._plan_rows(list(rows.values()))
+            self.heartbeat()
+        return gone
+
+    def _leavers(self, keys: list[str]) -> list[str]:
+        """Of these keys, the records this sync created and the destination still has."""
+        return [
+            key
+            for start in range(0, len(keys), 1000)
+            for key in LedgerEntry.objects.filter(
+                sync=self.sync,
+                record_key__in=keys[start : start + 1000],
+                created_by_sync=True,
+                status=LedgerStatus.SYNCED,
+            ).values_list("record_key", flat=True)
+        ]
 
     def _plan_in_database(self) -> bool:
         """A first plan: gate in SQL what SQL can, the rest in Python (False: none in SQL)."""
@@ -471,23 +520,17 @@ class Planner:
                 "record_key", flat=True
             )
         )
-        todo = [key for key in leftovers if key not in self.seen]
-        for start in range(0, len(todo), 1000):
-            chunk = todo[start : start + 1000]
-            rows = self.ctx.reader.by_keys(chunk)
-            self.rows_read += len(rows)
-            gone = [key for key in chunk if key not in rows]
-            if rows:
-                self._plan_rows(list(rows.values()))
-            if gone:
-                self._record(
-                    [
-                        Decision(key, "invalid", "no longer in the source (or its filter)")
-                        for key in gone
-                    ],
-                    self._ledger(gone),
-                )
-                self.seen.update(gone)
+        gone = self._plan_keys([key for key in leftovers if key not in self.seen])
+        for start in range(0, len(gone), 1000):
+            chunk = gone[start : start + 1000]
+            self._record(
+                [
+                    Decision(key, "invalid", "no longer in the source (or its filter)")
+                    for key in chunk
+                ],
+                self._ledger(chunk),
+            )
+            self.seen.update(chunk)
 
     def _plan_deletes(self) -> None:
         present = self.ctx.reader.all_keys()
@@ -495,19 +538,33 @@ class Planner:
         keys = LedgerEntry.objects.filter(
             sync=self.sync, created_by_sync=True, status=LedgerStatus.SYNCED
         ).values_list("record_key", flat=True)
-        gone = [key for key in keys if key not in present]
+        self._archive([key for key in keys if key not in present])
+
+    def _archive(self, gone: list[str]) -> None:
+        """Archive these leavers, unless more of the sync's records left than its guard
+        allows. Real-time runs count what the sync archived since its last scheduled plan
+        too, so a mass removal is not let through in many small runs."""
         if not gone:
             return
+        archived_lately = 0
+        if self.run.trigger == Trigger.REALTIME and self.sync.source_watermark is not None:
+            archived_lately = LedgerEntry.objects.filter(
+                sync=self.sync,
+                status=LedgerStatus.DELETED,
+                synced_at__gte=self.sync.source_watermark,
+            ).count()
         created = (
             LedgerEntry.objects.filter(sync=self.sync, created_by_sync=True)
             .exclude(status=LedgerStatus.DELETED)
             .count()
         )
+        created += archived_lately  # they were still there at the last scheduled plan
         limit = self.sync.mirror_max_delete_share * created
-        if len(gone) > limit:
+        if len(gone) + archived_lately > limit:
             self.result.counts["blocked"] += len(gone)
             self.run.error = (
-                f"Mirror delete guard: {len(gone)} of the {created} records this sync created "
+                f"Mirror delete guard: {len(gone) + archived_lately} of the {created} records "
+                "this sync created "
                 f"left the source, more than the allowed {self.sync.mirror_max_delete_share:.0%}. "
                 "Nothing was archived; check the source, or raise the share on the sync."
             )

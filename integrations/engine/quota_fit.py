@@ -88,9 +88,10 @@ class QuotaFit:
         )
 
 
-def quota_fit(ctx, connector, *, since, retry_statuses) -> QuotaFit | None:
+def quota_fit(ctx, connector, *, since, retry_statuses, records=None) -> QuotaFit | None:
     """A cut to make at the end of this plan, or None when the run surely fits (or the
-    destination has no daily quota)."""
+    destination has no daily quota). ``records``: the most the plan can send, when it is
+    known (a real-time run plans its targets only)."""
     if ctx.connector_cls.daily_quota is None:
         return None
     status = connection_quota(ctx.sync.connection, look=True)
@@ -100,7 +101,9 @@ def quota_fit(ctx, connector, *, since, retry_statuses) -> QuotaFit | None:
     capacity = records_within(
         connector, object_name=sync.destination_object, mode=sync.mode, requests=status.left
     )
-    pending = LedgerEntry.objects.filter(sync=sync, status__in=retry_statuses).count()
-    if pending + ctx.reader.count_changed(since) <= capacity:
+    if records is None:
+        pending = LedgerEntry.objects.filter(sync=sync, status__in=retry_statuses).count()
+        records = pending + ctx.reader.count_changed(since)
+    if records <= capacity:
         return None
     return QuotaFit(capacity, status)

@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from integrations.engine.access import plan_access_log
 from integrations.engine.dispatch import dispatch_batches, dispatch_polls, dispatch_run
 from integrations.engine.executor import JOB, BatchDelivery, BatchTakenOver, job_poll_seconds
 from integrations.engine.planner import CONSENT_UNAVAILABLE, Planner
+from integrations.engine.realtime import realtime_lag_record, realtime_targets_return
 from integrations.engine.state import connection_mark_failed, run_end, sync_pause
 from integrations.mapping import MappingError
 from integrations.models import LedgerEntry, LedgerStatus, RunStatus, Sync, SyncBatch, SyncRun
@@ -108,9 +109,10 @@ def run_execute(*, run_id: int) -> None:
             error=run.error,
             **{bucket: F(bucket) + count for bucket, count in result.counts.items()},
         )
-        Sync.objects.filter(pk=sync.pk).update(
-            source_watermark=result.watermark, planned_config_version=run.config_version
-        )
+        if result.watermark is not None:  # None: a real-time run of its targets only
+            Sync.objects.filter(pk=sync.pk).update(
+                source_watermark=result.watermark, planned_config_version=run.config_version
+            )
     log.info(
         "run %s of sync %s planned %s records (%s) in %.1f s",
         run.pk,
@@ -221,9 +223,11 @@ def run_finish_if_done(run_id: int) -> None:
         error = "\n".join(filter(None, [error, _consent_deferred_reason(run, consent_example)]))
     elif run.deferred:
         error = "\n".join(filter(None, [error, _quota_deferred_reason(run)]))
-    SyncRun.objects.filter(pk=run_id, status=RunStatus.DELIVERING).update(
+    finished = SyncRun.objects.filter(pk=run_id, status=RunStatus.DELIVERING).update(
         status=status, finished_at=timezone.now(), error=error
     )
+    if finished and run.targets:
+        realtime_lag_record(run)
 
 
 def _consent_deferred_example(run: SyncRun) -> str | None:
@@ -270,16 +274,22 @@ def runs_reap() -> dict[str, int]:
             continue
         counts["failed"] += 1
         if run.attempt + 1 < MAX_RUN_ATTEMPTS:
-            with transaction.atomic():
-                again = SyncRun.objects.create(
-                    sync_id=run.sync_id,
-                    trigger=run.trigger,
-                    triggered_by_id=run.triggered_by_id,
-                    config_version=run.config_version,
-                    attempt=run.attempt + 1,
-                )
-                dispatch_run(again.pk)
-            counts["runs"] += 1
+            try:
+                with transaction.atomic():
+                    again = SyncRun.objects.create(
+                        sync_id=run.sync_id,
+                        trigger=run.trigger,
+                        triggered_by_id=run.triggered_by_id,
+                        config_version=run.config_version,
+                        attempt=run.attempt + 1,
+                        targets=run.targets,
+                    )
+                    dispatch_run(again.pk)
+                counts["runs"] += 1
+            except IntegrityError:  # another run of the sync started meanwhile: it plans
+                realtime_targets_return(run)
+        else:
+            realtime_targets_return(run)  # real-time records wait for the next run
     lost_runs = SyncRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=stale).values_list(
         "pk", flat=True
     )

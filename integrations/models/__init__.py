@@ -1,6 +1,7 @@
 from integrations.models.connections import Connection, ConnectionCheck, ConnectionStatus
 from integrations.models.ledger import DeadLetter, DeadLetterStatus, LedgerEntry, LedgerStatus
 from integrations.models.oauth import GrantState, OAuthGrant
+from integrations.models.realtime import RealtimeLag, RealtimePending
 from integrations.models.runs import (
     DailyQuotaCount,
     RateBucket,
@@ -24,6 +25,8 @@ __all__ = [
     "LedgerStatus",
     "OAuthGrant",
     "RateBucket",
+    "RealtimeLag",
+    "RealtimePending",
     "RunStatus",
     "Sync",
     "SyncBatch",

@@ -46,6 +46,7 @@ class Trigger(models.TextChoices):
     REPLAY = "replay", "Dead-letter replay"
     PREVIEW = "preview", "Preview"
     QUOTA = "quota", "Daily quota's next window"
+    REALTIME = "realtime", "Real-time changes"
 
 
 class SyncRun(models.Model):
@@ -62,6 +63,10 @@ class SyncRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=0)
     full_plan = models.BooleanField(default=False)
+    # Real-time: the records this run was started for, with the time of each one's earliest
+    # change event (record key -> ISO time). A run with targets and no full plan plans only
+    # them (integrations.engine.realtime).
+    targets = models.JSONField(default=dict, blank=True)
     planned = models.PositiveIntegerField(default=0)
     plan_path = models.CharField(
         max_length=200,

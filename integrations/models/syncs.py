@@ -46,6 +46,14 @@ class Sync(models.Model):
     every_minutes = models.PositiveIntegerField(
         null=True, blank=True, validators=bounds.EVERY_MINUTES.validators()
     )
+    realtime = models.BooleanField(
+        "real-time",
+        default=False,
+        help_text="Also send each record within seconds of its change (the schedule still "
+        "runs: it retries and catches what no change announced). docs/realtime.md",
+    )
+    # A scheduled run found the sync busy with real-time runs: the dispatcher starts it next.
+    schedule_waiting = models.BooleanField(default=False, editable=False)
     enabled = models.BooleanField(default=True)
     paused = models.BooleanField(default=False)
     pause_reason = models.TextField(blank=True)

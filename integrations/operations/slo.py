@@ -1,10 +1,16 @@
 """The real-time objective: p95 of event-to-action latency.
 
-Event-to-action of one record = the ledger's ``synced_at`` (the destination confirmed it)
-minus the source row's ``updated_at`` (its change). Counted over records confirmed in the
-window (default 24 h) whose change also happened in the window and before the confirmation
-(a row changed again since has a newer change still on its way; a backfill of old rows is not
-a real-time flow). At most SAMPLE of the latest confirmations are read.
+A **real-time sync** (docs/realtime.md) measures it from its events: each record a real-time
+run delivered has a ``RealtimeLag`` row, from the change event's time (the outbox's, or the
+time the ingest API was told) to the destination's confirmation.
+
+Any other scheduled sync estimates it from the ledger: the ledger's ``synced_at`` (the
+destination confirmed it) minus the source row's ``updated_at`` (its change). Counted over
+records confirmed in the window (default 24 h) whose change also happened in the window and
+before the confirmation (a row changed again since has a newer change still on its way; a
+backfill of old rows is not a real-time flow).
+
+At most SAMPLE of the latest confirmations of each kind are read.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from django.utils.dateparse import parse_datetime
 
 from exports.backbone.router import backbone_alias
 from exports.datasets import DATASETS, FieldType
-from integrations.models import LedgerEntry, LedgerStatus
+from integrations.models import LedgerEntry, LedgerStatus, RealtimeLag
 
 SAMPLE = 20_000
 CHUNK = 500
@@ -82,9 +88,22 @@ def event_to_action(
     """{"overall": Latency, "by_sync": {sync_id: Latency}} over the given syncs."""
     now = now or timezone.now()
     since = now - window
+    realtime = set(syncs.filter(realtime=True).values_list("pk", flat=True))
+    per_sync: dict[int, list[float]] = {}
+    for sync_id, seconds in (
+        RealtimeLag.objects.filter(
+            sync_id__in=realtime, confirmed_at__gte=since, confirmed_at__lte=now
+        )
+        .order_by("-confirmed_at")
+        .values_list("sync_id", "seconds")[:SAMPLE]
+    ):
+        per_sync.setdefault(sync_id, []).append(seconds)
     entries = list(
         LedgerEntry.objects.filter(
-            sync__in=syncs, status=LedgerStatus.SYNCED, synced_at__gte=since, synced_at__lte=now
+            sync__in=syncs.exclude(pk__in=realtime),
+            status=LedgerStatus.SYNCED,
+            synced_at__gte=since,
+            synced_at__lte=now,
         )
         .order_by("-synced_at")
         .values_list("sync_id", "sync__dataset", "record_key", "synced_at")[:SAMPLE]
@@ -94,7 +113,6 @@ def event_to_action(
         if dataset in DATASETS:
             by_dataset.setdefault(dataset, []).append(key)
     changes = {name: _source_changes(name, sorted(set(keys))) for name, keys in by_dataset.items()}
-    per_sync: dict[int, list[float]] = {}
     for sync_id, dataset, key, synced_at in entries:
         changed = changes.get(dataset, {}).get(key)
         if changed is None or changed < since or changed > synced_at:

@@ -189,7 +189,8 @@ def sync_statuses(syncs, *, now: datetime | None = None) -> list[ObjectStatus]:
             name=sync.name,
             vendor=sync.connection.vendor,
             connection_id=sync.connection_id,
-            schedule=schedule_text(cron=sync.cron, every_minutes=sync.every_minutes),
+            schedule=schedule_text(cron=sync.cron, every_minutes=sync.every_minutes)
+            + (", and real-time" if sync.realtime else ""),
             admin_path=f"/admin/integrations/sync/{sync.pk}/change/",
         )
         run = runs.apply(status, sync.pk, sync_run_summary, now)

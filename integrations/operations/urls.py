@@ -1,7 +1,7 @@
 from django.urls import path
 
 from integrations.operations import metrics
-from integrations.operations.api import views
+from integrations.operations.api import events, views
 
 app_name = "operations"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("marketing/integrations/status", views.StatusView.as_view(), name="status"),
     path("marketing/integrations/configure", views.ConfigureView.as_view(), name="configure"),
+    path("marketing/events", events.ChangeEventsView.as_view(), name="events"),
     path(
         "marketing/integrations/syncs/<int:pk>/run",
         views.SyncRunStartView.as_view(),

@@ -379,3 +379,28 @@ def test_configure_requests_leak_no_receiver_and_record_the_client_address(
     created = LogEntry.objects.filter(id__gt=before, action=LogEntry.Action.CREATE)
     assert {e.content_type.model for e in created} >= {"connection", "sync", "fieldmapping"}
     assert {(e.actor, e.remote_addr) for e in created} == {(integration_admin, "192.0.2.44")}
+
+
+@pytest.mark.django_db
+def test_a_document_makes_a_sync_real_time_and_needs_its_schedule(api, integration_admin, hubspot):
+    from exports.backbone.changes import ChangeSubscription
+
+    client = api(integration_admin)
+    unscheduled = document(hubspot)
+    unscheduled["syncs"][0].update(realtime=True, cron="")
+
+    refused = client.post(URL, unscheduled, format="json")
+
+    assert refused.status_code == 400
+    assert any(
+        e["path"] == "syncs[0].realtime" and "needs a schedule" in e["message"]
+        for e in refused.json()["errors"]
+    ), refused.json()
+    assert not Sync.objects.exists()
+
+    live = document(hubspot)
+    live["syncs"][0]["realtime"] = True
+    assert client.post(URL, live, format="json").status_code == 200
+    assert Sync.objects.get().realtime
+    # The backbone now announces company changes.
+    assert list(ChangeSubscription.objects.values_list("subject", flat=True)) == ["company"]

@@ -225,6 +225,15 @@ API: dict[str, list[Call]] = {
     "marketing/integrations/export-runs/<int:pk>": [
         Call("get", "/marketing/integrations/export-runs/{export_run}", _READ_RUN)
     ],
+    # Announcing changes to real-time syncs: the services (API clients) and Integration Admins.
+    "marketing/events": [
+        Call(
+            "post",
+            "/marketing/events",
+            _statuses(401, 403, mm=403, ma=403, ia=202, au=403, api=202),
+            body={"events": [{"subject": "company", "id": 1}]},
+        )
+    ],
 }
 
 

@@ -58,6 +58,11 @@ class SyncDocument(serializers.Serializer):
     every_minutes = serializers.IntegerField(
         **bounds.EVERY_MINUTES.serializer_kwargs(), required=False, default=None, allow_null=True
     )
+    realtime = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also send each record within seconds of its change (docs/realtime.md).",
+    )
     enabled = serializers.BooleanField(required=False, default=True)
     mirror_max_delete_share = serializers.FloatField(
         **bounds.SHARE.serializer_kwargs(), required=False, default=0.1

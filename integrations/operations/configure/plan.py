@@ -37,6 +37,7 @@ SYNC_FIELDS = (
     "consent_purpose",
     "cron",
     "every_minutes",
+    "realtime",
     "enabled",
     "mirror_max_delete_share",
     "lookback_minutes",
