@@ -97,7 +97,7 @@ _FEEDBACK_ADMIN = (
 _FEEDBACK_READ = view("webhooks", "suppression", "webhookrefusal")
 # Operations: the dashboard (it shows only granted objects), alert recipients and history.
 _DASHBOARD = frozenset({"operations.view_dashboard"})
-_ANNOUNCE_CHANGES = frozenset({"backbone.add_changeevent"})  # POST /marketing/events
+_ANNOUNCE_CHANGES = frozenset({"integrations.announce_changes"})  # POST /marketing/events
 _ALERTS_ADMIN = manage("operations", "alertrecipients") | view("operations", "alert", "alertstate")
 _ALERTS_READ = view("operations", "alertrecipients", "alert", "alertstate")
 

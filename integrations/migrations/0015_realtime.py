@@ -98,6 +98,9 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
+                "permissions": [
+                    ("announce_changes", "Can announce backbone changes to real-time syncs")
+                ],
                 "indexes": [
                     models.Index(fields=["sync", "event_at"], name="realtime_pending_age_idx")
                 ],

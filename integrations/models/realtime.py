@@ -18,6 +18,8 @@ class RealtimePending(models.Model):
     id = models.BigAutoField(primary_key=True)
 
     class Meta:
+        # POST /marketing/events: telling real-time syncs that backbone records changed.
+        permissions = [("announce_changes", "Can announce backbone changes to real-time syncs")]
         constraints = [
             models.UniqueConstraint(fields=["sync", "record_key"], name="realtime_pending_unique")
         ]

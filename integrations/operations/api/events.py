@@ -28,7 +28,7 @@ from mktintegration.api_errors import (
 )
 
 SCOPE = "events:write"
-PERMISSION = "backbone.add_changeevent"
+PERMISSION = "integrations.announce_changes"
 
 
 class ChangeSerializer(serializers.Serializer):
@@ -56,7 +56,7 @@ class ChangesDocument(serializers.Serializer):
 
 
 class MayAnnounce(permissions.BasePermission):
-    message = "Announcing changes needs the permission to add change events."
+    message = "Announcing changes needs the permission integrations.announce_changes."
 
     def has_permission(self, request, view):
         return request.user.has_perm(PERMISSION)
@@ -77,7 +77,7 @@ class ChangeEventsView(AuditActorMixin, APIView):
             "(`company` or `contact`) by its backbone id; the real-time syncs whose records "
             "it reaches plan those records again within seconds (docs/realtime.md). An id "
             "that is not in the backbone is no error: the plan finds no row. Needs the "
-            f"`{SCOPE}` scope and the permission to add change events (API clients, "
+            f"`{SCOPE}` scope and the permission `integrations.announce_changes` (API clients, "
             "Integration Admins)."
         ),
         request=ChangesDocument,
