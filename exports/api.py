@@ -49,8 +49,8 @@ class ExportThrottle(SimpleRateThrottle):
     scope = "export"
 
     def get_cache_key(self, request, view):
-        token = request.auth
-        ident = f"token:{token.public_id}" if hasattr(token, "public_id") else None
+        credential = getattr(request.auth, "credential_id", None)
+        ident = f"token:{credential}" if credential else None
         if ident is None and request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         return self.cache_format % {"scope": self.scope, "ident": ident or self.get_ident(request)}
@@ -212,10 +212,10 @@ class DatasetExportView(AuditActorMixin, APIView):
 
     def _log(self, request, outcome, status_code, *, rows=0, size=0, detail="", withheld=0):
         user = getattr(request, "user", None)
-        token = getattr(request, "auth", None)
+        credential = getattr(getattr(request, "auth", None), "credential_id", "")
         authenticated = bool(user and user.is_authenticated)
-        if hasattr(token, "public_id"):
-            actor = f"token:mkt_{token.public_id} ({user.username})"
+        if credential:
+            actor = f"token:{credential} ({user.username})"
         elif authenticated:
             actor = f"user:{user.username}"
         else:
@@ -225,7 +225,7 @@ class DatasetExportView(AuditActorMixin, APIView):
             channel=Channel.API,
             actor=actor,
             user_id=user.pk if authenticated else None,
-            token_id=f"mkt_{token.public_id}" if hasattr(token, "public_id") else "",
+            token_id=credential,
             dataset=self.dataset.name,
             format=self._format,
             filters=query.describe_filters() if query else {},

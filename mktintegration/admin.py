@@ -7,9 +7,10 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from mktintegration.admin_base import ReadOnlyAdmin
-from mktintegration.forms import ApiTokenCreateForm
+from mktintegration.forms import ApiTokenCreateForm, ServiceCertificateForm
 from mktintegration.login_throttle import ThrottledAdminAuthenticationForm
-from mktintegration.models import ApiToken, User, WorkerHeartbeat
+from mktintegration.models import ApiToken, ServiceCertificate, User, WorkerHeartbeat
+from mktintegration.service_certs import service_certificate_register, service_certificate_revoke
 from mktintegration.tokens import token_create, token_revoke
 
 admin.site.site_header = "mktintegration"
@@ -162,6 +163,85 @@ class ApiTokenAdmin(admin.ModelAdmin):
             token_revoke(token=token)
             revoked += 1
         self.message_user(request, f"{revoked} token(s) revoked; they stop working at once.")
+
+
+@admin.register(ServiceCertificate)
+class ServiceCertificateAdmin(admin.ModelAdmin):
+    """Services that authenticate by TLS client certificate (docs/mtls.md): register, list,
+    revoke. Nothing is edited: other scopes or another pin is a new registration."""
+
+    form = ServiceCertificateForm
+    list_display = (
+        "name",
+        "subject",
+        "user",
+        "scopes_text",
+        "pinned",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = (("user", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("user",)
+    search_fields = ("name", "subject", "user__username")
+    ordering = ("-created_at",)
+    actions = ["revoke"]
+    readonly_fields = (
+        "name",
+        "subject",
+        "fingerprint_sha256",
+        "user",
+        "scopes_text",
+        "created_at",
+        "created_by",
+        "revoked_at",
+        "last_used_at",
+        "last_used_address",
+    )
+
+    @admin.display(description="scopes")
+    def scopes_text(self, obj):
+        return ", ".join(obj.scopes) or "-"
+
+    @admin.display(description="pinned", boolean=True)
+    def pinned(self, obj):
+        return bool(obj.fingerprint_sha256)
+
+    def has_change_permission(self, request, obj=None):
+        # Revoking (a list action) needs the change permission; no field is edited.
+        return obj is None and super().has_change_permission(request)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("user", "name", "subject", "fingerprint_sha256", "scopes")
+        return self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        # The form checked every rule (the subject's uniqueness too, as the model's).
+        saved = service_certificate_register(
+            user=form.cleaned_data["user"],
+            name=form.cleaned_data["name"],
+            subject=form.cleaned_data["subject"],
+            scopes=form.cleaned_data["scopes"],
+            fingerprint=form.cleaned_data["fingerprint_sha256"],
+            created_by=request.user,
+        )
+        for field in saved._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding, obj._state.db = False, saved._state.db
+
+    @admin.action(description="Revoke", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for registration in queryset.filter(revoked_at__isnull=True):
+            service_certificate_revoke(certificate=registration)
+            revoked += 1
+        self.message_user(
+            request, f"{revoked} certificate registration(s) revoked; they stop working at once."
+        )
 
 
 # django-celery-beat's list actions (enable, disable, toggle, run now) ask for no permission:

@@ -33,8 +33,32 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="mktintegration"'
 
 
+class ClientCertificateAuthentication(authentication.BaseAuthentication):
+    """A client certificate the web server verified (mutual TLS, docs/mtls.md), whose
+    subject is registered for a service account. Only ``mktintegration.mtls.MTLSWorker``
+    puts a certificate into the request; without it this does nothing."""
+
+    def authenticate(self, request):
+        from mktintegration.mtls import FINGERPRINT, SUBJECT
+        from mktintegration.service_certs import service_certificate_authenticate
+
+        subject = request.META.get(SUBJECT)
+        if not subject:
+            return None
+        try:
+            registration = service_certificate_authenticate(
+                subject=subject,
+                fingerprint=request.META.get(FINGERPRINT, ""),
+                address=client_address(request),
+            )
+        except TokenError as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        return registration.user, registration
+
+
 class HasScope(permissions.BasePermission):
-    """Token requests need the view's scope; session requests are governed by permissions."""
+    """Token and certificate requests need the view's scope; session requests are governed by
+    permissions."""
 
     message = "This API token does not have the scope this endpoint needs."
 
@@ -44,9 +68,13 @@ class HasScope(permissions.BasePermission):
             return True
         scope = view.required_scope(request)
         if scope not in token.scopes:
-            self.message = f"This API token lacks the scope {scope!r}."
+            self.message = f"This {_credential_kind(token)} lacks the scope {scope!r}."
             return False
         return True
+
+
+def _credential_kind(credential) -> str:
+    return "client certificate" if hasattr(credential, "subject") else "API token"
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from mktintegration.models import ApiToken
+from mktintegration.models import ApiToken, ServiceCertificate
 from mktintegration.scopes import SCOPES
 
 
@@ -50,3 +50,44 @@ class ApiTokenCreateForm(forms.ModelForm):
         ].help_text = (
             "The account the token acts as: usually a service account in the API client role."
         )
+
+
+class ServiceCertificateForm(forms.ModelForm):
+    """Register a client certificate's subject for a service account (docs/mtls.md); checked
+    by the same rules as ``manage.py register_service_certificate``."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=list(SCOPES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="A request with the certificate may do what both its scopes and its user's "
+        "permissions allow.",
+    )
+
+    class Meta:
+        model = ServiceCertificate
+        fields = ["user", "name", "subject", "fingerprint_sha256"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = (
+            get_user_model()
+            .objects.filter(is_active=True, is_service_account=True)
+            .order_by("username")
+        )
+        self.fields["user"].help_text = "The service account the certificate acts as."
+
+    def clean_subject(self):
+        from mktintegration.service_certs import subject_check
+
+        try:
+            return subject_check(self.cleaned_data["subject"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_fingerprint_sha256(self):
+        from mktintegration.service_certs import fingerprint_check
+
+        try:
+            return fingerprint_check(self.cleaned_data["fingerprint_sha256"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None

@@ -64,3 +64,48 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"mkt_{self.public_id} ({self.name})"
+
+    @property
+    def credential_id(self) -> str:
+        """How the access log and throttles name it."""
+        return f"mkt_{self.public_id}"
+
+
+class ServiceCertificate(models.Model):
+    """A service that authenticates by its TLS client certificate (mutual TLS): the subject of
+    a certificate the web server verified against its client CA maps to a service account
+    and scopes (docs/mtls.md). Pinned to one certificate by its SHA-256 fingerprint, or any
+    certificate with that subject from the trusted CA (so renewals need no change here)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="service_certificates")
+    name = models.CharField(max_length=100)
+    subject = models.CharField(
+        max_length=500,
+        unique=True,
+        help_text="The certificate's subject as RFC 4514 writes it, e.g. CN=segments,O=Example",
+    )
+    fingerprint_sha256 = models.CharField(
+        "SHA-256 fingerprint",
+        max_length=64,
+        blank=True,
+        help_text="Only this certificate (64 hex digits); empty: any with the subject.",
+    )
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_address = models.GenericIPAddressField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "service certificate"
+
+    def __str__(self):
+        return f"{self.subject} ({self.name})"
+
+    @property
+    def credential_id(self) -> str:
+        """How the access log and throttles name it (as ``mkt_<id>`` names a token)."""
+        return f"cert:{self.pk}"

@@ -109,12 +109,16 @@ _AUDIT_DOWNLOADS = frozenset(
 _CONSENT_EVIDENCE = frozenset(
     {"integrations.view_consentevidence", "integrations.download_consentevidence"}
 )
-# API tokens: create (shown once), list, revoke; never deleted, so their history stays.
+# API tokens (create, shown once) and service certificates (register): list, revoke; never
+# deleted, so their history stays.
 _API_TOKENS = frozenset(
     {
         "mktintegration.add_apitoken",
         "mktintegration.change_apitoken",
         "mktintegration.view_apitoken",
+        "mktintegration.add_servicecertificate",
+        "mktintegration.change_servicecertificate",
+        "mktintegration.view_servicecertificate",
     }
 )
 

@@ -377,6 +377,7 @@ AUTH_PASSWORD_VALIDATORS = [
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "mktintegration.api_auth.ApiTokenAuthentication",
+        "mktintegration.api_auth.ClientCertificateAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -395,8 +396,14 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mktintegration API",
-    "DESCRIPTION": "Exports of client data and metrics, integration status and configuration.",
+    "DESCRIPTION": "Exports of client data and metrics, integration status and configuration. "
+    "Services behind mutual TLS may authenticate by client certificate instead of a token "
+    "(docs/mtls.md; OpenAPI 3.0 has no scheme for it).",
     "VERSION": "1",
+    "AUTHENTICATION_WHITELIST": [
+        "mktintegration.api_auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema lists every endpoint and parameter: for signed-in users and tokens only.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],

@@ -71,6 +71,9 @@ ADMIN: dict[str, Admin] = {
     "django_celery_beat.IntervalSchedule": _superuser_only(),
     "mktintegration.WorkerHeartbeat": _read_only(IA),
     "mktintegration.ApiToken": Admin(_s(IA), _s(IA), {"delete_selected": NOBODY, "revoke": _s(IA)}),
+    "mktintegration.ServiceCertificate": Admin(
+        _s(IA), _s(IA), {"delete_selected": NOBODY, "revoke": _s(IA)}
+    ),
     # The backbone: read-only for everyone; consent records are not the analyst's.
     "backbone.Company": _read_only(*BACKBONE_READERS),
     "backbone.Contact": _read_only(*BACKBONE_READERS),
