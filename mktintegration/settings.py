@@ -434,6 +434,10 @@ MKT_SYNC_JOB_POLL_SECONDS = float(env_str("MKT_SYNC_JOB_POLL_SECONDS") or 5)
 # many records (more wait for the next run: a burst becomes batches, never losses).
 MKT_REALTIME_WINDOW_SECONDS = env_float("MKT_REALTIME_WINDOW_SECONDS", 1.0, low=0, high=3600)
 MKT_REALTIME_RUN_RECORDS = env_int("MKT_REALTIME_RUN_RECORDS", 5000)
+if not 1 <= MKT_REALTIME_RUN_RECORDS <= 100_000:  # 0 would start runs of nothing, forever
+    raise ImproperlyConfigured(
+        f"MKT_REALTIME_RUN_RECORDS={MKT_REALTIME_RUN_RECORDS} is out of range: 1 to 100000."
+    )
 
 # --- Connecting vendor accounts by OAuth (docs/security.md#oauth-tokens) ----------------------
 # This installation's OAuth app at each vendor (its redirect URI: MKT_BASE_URL +

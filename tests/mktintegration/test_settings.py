@@ -205,6 +205,8 @@ def test_every_variable_the_settings_read_is_documented(document):
             "MKT_CONSENT_BATCH_SIZE=5000 is out of range: 1 to 1000",
         ),
         ({"MKT_CONSENT_CACHE_SECONDS": "3600"}, "MKT_CONSENT_CACHE_SECONDS=3600 is out of range"),
+        ({"MKT_REALTIME_RUN_RECORDS": "0"}, "MKT_REALTIME_RUN_RECORDS=0 is out of range"),
+        ({"MKT_REALTIME_WINDOW_SECONDS": "0"}, "MKT_REALTIME_WINDOW_SECONDS='0' must be a number"),
         (
             {"MKT_CONSENT_TIMEOUT_SECONDS": "soon"},
             "MKT_CONSENT_TIMEOUT_SECONDS='soon' is not a number",
